@@ -1,0 +1,230 @@
+"""The ``gsad`` command line: flags -> config -> library call; user errors -> one line.
+
+Every subcommand is a pair of functions, ``_add_<name>(parser)`` and ``_run_<name>(args)``,
+listed in ``COMMANDS``. ``main(argv)`` returns the exit code: 0 success, 1 when something
+failed (a :class:`GsadError`, printed as one line naming the file and the problem), 2 for
+usage errors (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gsad import __version__
+from gsad.errors import GsadError, InputError
+
+PROG = "gsad"
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _beta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {value}")
+    return value
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """Sampler flags shared by enhance, evaluate and convert; unset ones use the checkpoint's defaults."""
+    g = parser.add_argument_group("sampler (defaults come from the checkpoint)")
+    g.add_argument("--sampler", choices=("reference", "ddim"),
+                   help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0)")
+    g.add_argument("--steps", type=_positive_int, help="number of sampling steps (paper: 20 for LOL-v1, 10 for LOL-v2)")
+    g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
+    g.add_argument("--beta-end", type=_beta, help="last beta of the short linear test schedule (paper LOL-v1: 0.88)")
+    g.add_argument("--seed", type=int, help="seed of the sampler's noise; same seed, same output on any device")
+
+
+def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The sampler flags given on the command line, as Enhancer.settings() keyword arguments."""
+    return {k: getattr(args, k) for k in ("sampler", "steps", "beta_start", "beta_end", "seed")}
+
+
+# ----------------------------------------------------------------------------------------
+# enhance
+# ----------------------------------------------------------------------------------------
+
+
+def _add_enhance(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output file (one input image) or folder (several inputs, a folder input, an existing "
+                        "folder, or a path ending in '/'); folders are created and keep input names as .png")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
+    add_sampler_options(p)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
+
+
+def plan_outputs(
+    inputs: Sequence[str], output: str, overwrite: bool, report: Callable[[str], None]
+) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs for ``gsad enhance``; problems are reported and skipped."""
+    from gsad.images import is_image_file, list_images
+
+    sources: list[Path] = []
+    folder_input = False
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            folder_input = True
+            found = list_images(path)
+            if not found:
+                report(f"{path}: folder holds no image files")
+            sources.extend(found)
+        elif path.exists():
+            sources.append(path)
+        else:
+            report(f"{path}: no such file or folder")
+    out = Path(output)
+    to_folder = folder_input or len(inputs) > 1 or out.is_dir() or output.endswith(("/", os.sep))
+    if not to_folder and not is_image_file(out):
+        report(f"{out}: unknown output image format {out.suffix or '(no suffix)'!r}; name a .png/.jpg file or a folder")
+        return []
+    plan: list[tuple[Path, Path]] = []
+    taken: set[Path] = set()
+    for src in sources:
+        dst = out / f"{src.stem}.png" if to_folder else out
+        if dst.resolve() in taken:
+            report(f"{src}: output {dst} is already written by another input of the same name")
+            continue
+        if dst.exists() and dst.resolve() == src.resolve():
+            report(f"{src}: output would replace the input; choose another output")
+            continue
+        if dst.exists() and not overwrite:
+            report(f"{dst}: output exists (use --overwrite to replace it)")
+            continue
+        taken.add(dst.resolve())
+        plan.append((src, dst))
+    return plan
+
+
+def _run_enhance(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from gsad.images import read_image, write_image
+    from gsad.inference import Enhancer
+
+    failures = 0
+
+    def report(message: str) -> None:
+        nonlocal failures
+        failures += 1
+        _error(message)
+
+    plan = plan_outputs(args.inputs, args.output, args.overwrite, report)
+    if not plan:
+        return 1
+    enhancer = Enhancer(args.checkpoint, device=args.device)
+    settings = enhancer.settings(**sampler_overrides(args))
+    if len(plan) > 1 or any(Path(p).is_dir() for p in args.inputs):
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    images = tqdm(plan, desc="images", unit="img", disable=len(plan) == 1, dynamic_ncols=True)
+    for src, dst in images:
+        try:
+            pixels = read_image(src)
+        except InputError as exc:
+            report(str(exc))
+            continue
+        with tqdm(total=settings.steps, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
+            out = enhancer.enhance(
+                pixels, **{k: getattr(settings, k) for k in ("sampler", "steps", "beta_start", "beta_end", "seed")},
+                callback=lambda i, n: bar.update(1),
+            )
+        try:
+            write_image(dst, out, overwrite=args.overwrite)
+        except (InputError, OSError) as exc:
+            report(str(exc) if isinstance(exc, InputError) else f"{dst}: cannot write ({exc.strerror or exc})")
+            continue
+        tqdm.write(f"{src} -> {dst}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# ----------------------------------------------------------------------------------------
+# convert
+# ----------------------------------------------------------------------------------------
+
+
+def _add_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="IN", help="reference .pth state dict (or any checkpoint gsad loads)")
+    p.add_argument("target", metavar="OUT", help="gsad .safetensors file to write")
+    add_sampler_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from gsad.checkpoints import load_checkpoint, save_checkpoint
+    from gsad.inference import Enhancer
+
+    target = Path(args.target)
+    if target.suffix != ".safetensors":
+        raise InputError(f"{target}: the output must be a .safetensors file")
+    if target.exists() and not args.overwrite:
+        raise InputError(f"{target}: output exists (use --overwrite to replace it)")
+    if target.exists() and target.resolve() == Path(args.source).resolve():
+        raise InputError(f"{target}: output would replace the input")
+    model, sampler, _ = load_checkpoint(args.source)
+    settings = Enhancer.from_model(model, sampler, device="cpu").settings(**sampler_overrides(args))
+    save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name})
+    print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "enhance": ("enhance low-light images", _add_enhance, _run_enhance),
+    "convert": ("convert a reference .pth checkpoint to gsad's .safetensors", _add_convert, _run_convert),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Low-light image enhancement with a global structure-aware diffusion process (GSAD).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add, _) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command][2](args)
+    except GsadError as exc:
+        _error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130

@@ -1,0 +1,16 @@
+"""Diffusion: schedules, the denoiser wrapper and samplers (independent of the network)."""
+
+from gsad.diffusion.denoiser import Denoiser
+from gsad.diffusion.samplers import SAMPLERS, sample_ddim, sample_reference
+from gsad.diffusion.schedules import Schedule, linear_betas, q_sample, training_schedule
+
+__all__ = [
+    "Denoiser",
+    "SAMPLERS",
+    "Schedule",
+    "linear_betas",
+    "q_sample",
+    "sample_ddim",
+    "sample_reference",
+    "training_schedule",
+]

@@ -1,0 +1,145 @@
+"""Enhancer: the library entry point for enhancing images with a GSAD model.
+
+Handles device choice, reflect padding to the network's stride, the sampler call and the
+conversion between pixels and model tensors. No argparse here (see ``gsad.cli``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gsad.checkpoints import load_checkpoint
+from gsad.config import SamplerConfig
+from gsad.diffusion.denoiser import Denoiser
+from gsad.diffusion.samplers import SAMPLERS
+from gsad.diffusion.schedules import Schedule
+from gsad.errors import ConfigError
+from gsad.images import as_array, from_model, to_model
+from gsad.network.unet import UNet
+
+log = logging.getLogger(__name__)
+
+#: File name of the bundled default model inside ``gsad/resources``.
+DEFAULT_MODEL = "default.safetensors"
+
+
+def default_checkpoint() -> Path:
+    """Path of the bundled default model."""
+    return Path(str(resources.files("gsad") / "resources" / DEFAULT_MODEL))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; any other name is checked and returned."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {device!r} requested but CUDA is not available here")
+    return dev
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad ``N x C x H x W`` at the bottom/right to multiples of ``multiple``.
+
+    Returns the padded tensor and the original (H, W). Falls back to edge replication where
+    the image is too small to reflect.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+class Enhancer:
+    """Enhance low-light images with a GSAD model.
+
+    ``Enhancer()`` loads the bundled default model; ``Enhancer(path)`` or
+    ``Enhancer.from_checkpoint(path)`` loads a gsad ``.safetensors`` file, a training run
+    directory or a reference ``.pth`` checkpoint. Sampler settings default to the ones stored
+    in the checkpoint and can be overridden per call.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "auto") -> None:
+        path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+        model, sampler, meta = load_checkpoint(path)
+        self._setup(model, sampler, device)
+        self.checkpoint = path
+        self.metadata = meta
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> Enhancer:
+        """Load ``path`` (gsad safetensors, run directory or reference ``.pth``)."""
+        return cls(path, device=device)
+
+    @classmethod
+    def from_model(
+        cls, model: UNet, sampler: SamplerConfig | None = None, device: str | torch.device = "auto"
+    ) -> Enhancer:
+        """Wrap an in-memory U-Net (e.g. during training or in tests)."""
+        self = cls.__new__(cls)
+        self._setup(model, sampler or SamplerConfig(), device)
+        self.checkpoint = None
+        self.metadata = {}
+        return self
+
+    def _setup(self, model: UNet, sampler: SamplerConfig, device: str | torch.device) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.sampler = sampler
+
+    def settings(self, **overrides: object) -> SamplerConfig:
+        """The checkpoint's sampler defaults with the non-None ``overrides`` applied (validated)."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return dataclasses.replace(self.sampler, **changes)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @torch.inference_mode()
+    def enhance_tensor(
+        self, low: torch.Tensor, settings: SamplerConfig, callback: Callable[[int, int], None] | None = None
+    ) -> torch.Tensor:
+        """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size)."""
+        padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
+        cond = padded.to(self.device)
+        schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
+        generator = torch.Generator().manual_seed(settings.seed)
+        sample = SAMPLERS[settings.sampler]
+        out = sample(Denoiser(self.model, cond), tuple(cond.shape), schedule, generator, callback, self.device)
+        return out[..., :h, :w]
+
+    def enhance(
+        self,
+        image: np.ndarray | Image.Image,
+        sampler: str | None = None,
+        steps: int | None = None,
+        beta_start: float | None = None,
+        beta_end: float | None = None,
+        seed: int | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray | Image.Image:
+        """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
+
+        Unset options take the checkpoint's defaults. ``callback(step, total)`` reports progress.
+        """
+        settings = self.settings(sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed)
+        pixels = as_array(image)
+        out = from_model(self.enhance_tensor(to_model(pixels), settings, callback))
+        return Image.fromarray(out) if isinstance(image, Image.Image) else out

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gsad.errors import InputError
+from gsad.images import as_array, from_model, list_images, read_image, to_model, write_image
+
+
+def test_model_range_round_trip():
+    img = np.arange(256, dtype=np.uint8).repeat(3).reshape(16, 16, 3)
+    t = to_model(img)
+    assert t.shape == (1, 3, 16, 16) and t.min() == -1 and t.max() == 1
+    assert np.array_equal(from_model(t), img)
+    assert np.array_equal(from_model(torch.full((1, 3, 2, 2), 5.0)), np.full((2, 2, 3), 255, np.uint8))
+
+
+def test_modes_grey_rgba_16bit(tmp_path):
+    Image.fromarray(np.full((5, 7), 100, np.uint8), "L").save(tmp_path / "g.png")
+    Image.fromarray(np.full((5, 7, 4), 50, np.uint8), "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(np.full((5, 7), 65535 // 2, np.uint16)).save(tmp_path / "w.png")
+    for name, value in [("g.png", 100), ("a.png", 50), ("w.png", 128)]:
+        arr = read_image(tmp_path / name)
+        assert arr.shape == (5, 7, 3) and arr.dtype == np.uint8
+        assert abs(int(arr[0, 0, 0]) - value) <= 1, name
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(np.zeros((4, 10, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    img.save(tmp_path / "r.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "r.jpg").shape == (10, 4, 3)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"hello", "not an image")])
+def test_bad_files(tmp_path, content, message):
+    (tmp_path / "x.png").write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_image(tmp_path / "x.png")
+
+
+def test_truncated_image(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="t.png"):
+        read_image(tmp_path / "t.png")
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_write_is_atomic_and_refuses_overwrite(tmp_path):
+    img = np.zeros((3, 3, 3), np.uint8)
+    p = write_image(tmp_path / "sub" / "o.png", img)
+    assert np.array_equal(read_image(p), img)
+    with pytest.raises(InputError, match="exists"):
+        write_image(p, img + 1)
+    write_image(p, img + 1, overwrite=True)
+    assert read_image(p)[0, 0, 0] == 1
+    assert [q.name for q in (tmp_path / "sub").iterdir()] == ["o.png"]
+
+
+def test_as_array_validation():
+    assert as_array(np.zeros((2, 2), np.uint8)).shape == (2, 2, 3)
+    with pytest.raises(InputError, match="uint8"):
+        as_array(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(InputError, match="shape"):
+        as_array(np.zeros((2, 2, 5), np.uint8))
+
+
+def test_list_images_sorted_and_filtered(tmp_path):
+    for name in ("b.png", "a.JPG", "notes.txt", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.png"]

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gsad.errors import ConfigError
+from gsad.images import read_image
+from gsad.inference import Enhancer, pad_to_multiple, resolve_device
+
+
+def test_reference_sampler_reproduces_reference_output(reference_dir):
+    enh = Enhancer.from_checkpoint(reference_dir / "gen.pth", device="cpu")
+    out = enh.enhance(read_image(reference_dir / "low.png"), sampler="reference", steps=20,
+                      beta_start=6e-4, beta_end=0.88, seed=4088)
+    expected = np.load(reference_dir / "expected_rgb01.npy")
+    assert out.shape == expected.shape
+    assert np.abs(out / 255.0 - expected).mean() * 255 <= 1.0
+
+
+def test_same_kind_and_size_out(tiny_checkpoint, dark_image):
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    out = enh.enhance(dark_image)  # 20 x 28: padded to the stride 4 and cropped back
+    assert isinstance(out, np.ndarray) and out.shape == dark_image.shape and out.dtype == np.uint8
+    pil = enh.enhance(Image.fromarray(dark_image))
+    assert isinstance(pil, Image.Image) and pil.size == (28, 20)
+    assert np.array_equal(np.asarray(pil), out)  # same seed, same output
+
+
+def test_seed_and_sampler_overrides(tiny_checkpoint, dark_image):
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    a = enh.enhance(dark_image, seed=1)
+    b = enh.enhance(dark_image, seed=2)
+    c = enh.enhance(dark_image, sampler="ddim", seed=1)
+    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+    with pytest.raises(ConfigError, match="steps"):
+        enh.enhance(dark_image, steps=0)
+    with pytest.raises(ConfigError, match="sampler"):
+        enh.enhance(dark_image, sampler="euler")
+
+
+def test_pad_to_multiple_reflects_and_handles_tiny_images():
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    y, (h, w) = pad_to_multiple(x, 4)
+    assert y.shape == (1, 1, 4, 4) and (h, w) == (3, 4)
+    assert torch.equal(y[0, 0, 3], x[0, 0, 1])  # reflected row
+    z, _ = pad_to_multiple(torch.ones(1, 1, 1, 1), 16)
+    assert z.shape == (1, 1, 16, 16)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_gsad_exports_enhancer_lazily():
+    import gsad
+
+    assert gsad.Enhancer is Enhancer and gsad.__version__
