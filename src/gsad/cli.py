@@ -55,9 +55,12 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="seed of the sampler's noise; same seed, same output on any device")
 
 
+_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed")
+
+
 def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The sampler flags given on the command line, as Enhancer.settings() keyword arguments."""
-    return {k: getattr(args, k) for k in ("sampler", "steps", "beta_start", "beta_end", "seed")}
+    return {k: getattr(args, k) for k in _SAMPLER_KEYS}
 
 
 # ----------------------------------------------------------------------------------------
@@ -149,7 +152,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             continue
         with tqdm(total=settings.steps, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
             out = enhancer.enhance(
-                pixels, **{k: getattr(settings, k) for k in ("sampler", "steps", "beta_start", "beta_end", "seed")},
+                pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
                 callback=lambda i, n: bar.update(1),
             )
         try:
@@ -192,12 +195,101 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# synthesize
+# ----------------------------------------------------------------------------------------
+
+
+def _add_synthesize(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photos", nargs="?", metavar="PHOTOS_DIR",
+                   help="folder of normal-light photos (omit with --bundled)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="writes OUT_DIR/low/NAME.png (darkened) and OUT_DIR/high/NAME.png (the photo)")
+    p.add_argument("--bundled", action="store_true",
+                   help="use the colour photos bundled with scikit-image instead of PHOTOS_DIR")
+    p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes (default 0)")
+    p.add_argument("--count", type=_positive_int, help="use only the first N photos (by name)")
+    p.add_argument("--ranges", choices=("default", "holdout"), default="default",
+                   help="degradation parameter ranges: 'default' (training) or 'holdout' (a different camera, "
+                        "darker and noisier, for honest held-out tests)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _run_synthesize(args: argparse.Namespace) -> int:
+    from gsad.data.synthesize import DEFAULT_RANGES, HOLDOUT_RANGES, bundled_photos, synthesize_folder
+
+    if args.bundled == (args.photos is not None):
+        raise InputError("give either PHOTOS_DIR or --bundled")
+    source = bundled_photos() if args.bundled else args.photos
+    ranges = HOLDOUT_RANGES if args.ranges == "holdout" else DEFAULT_RANGES
+    names = synthesize_folder(source, args.output, seed=args.seed, count=args.count, ranges=ranges,
+                              overwrite=args.overwrite, progress=True)
+    print(f"wrote {len(names)} pairs to {args.output}/low and {args.output}/high")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------------------
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DIR", help="paired dataset (LOL-v1, LOL-v2 or low/ + high/)")
+    p.add_argument("--layout", default="auto",
+                   choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"),
+                   help="dataset layout (default: detected)")
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="LOL split to score (default test; ignored by the low/ + high/ layout)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="C", help="enhance the low images with this model, then score")
+    src.add_argument("--predictions", metavar="DIR",
+                     help="score another method's outputs in DIR, matched to the pairs by file stem")
+    add_sampler_options(p)
+    p.add_argument("--device", default="auto", help="device for --checkpoint: auto, cpu, cuda or cuda:N")
+    p.add_argument("--report", metavar="FILE.json", help="write the full report (summary and per image) as JSON")
+    p.add_argument("--csv", metavar="FILE.csv", help="write per-image scores as CSV")
+    p.add_argument("--per-image", action="store_true", help="also print one table row per image")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from gsad.data.layouts import find_pairs
+    from gsad.evaluation import evaluate, format_table, write_report_csv, write_report_json
+    from gsad.metrics import LPIPS
+
+    pairs = find_pairs(args.data, layout=args.layout, split=args.split)
+    reason = LPIPS.unavailable_reason()
+    if reason:
+        print(f"{PROG}: note: {reason}", file=sys.stderr)
+    lpips = None if reason else LPIPS()
+    predict = None
+    if args.checkpoint:
+        from gsad.inference import Enhancer
+
+        enhancer = Enhancer(args.checkpoint, device=args.device)
+        settings = enhancer.settings(**sampler_overrides(args))
+
+        def predict(name, low):
+            return enhancer.enhance(low, **{k: getattr(settings, k) for k in _SAMPLER_KEYS})
+
+    report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True)
+    print(format_table(report, per_image=args.per_image))
+    if args.report:
+        write_report_json(args.report, report)
+    if args.csv:
+        write_report_csv(args.csv, report)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "enhance": ("enhance low-light images", _add_enhance, _run_enhance),
     "convert": ("convert a reference .pth checkpoint to gsad's .safetensors", _add_convert, _run_convert),
+    "synthesize": ("make synthetic low-light pairs from normal photos (camera model)", _add_synthesize,
+                   _run_synthesize),
+    "evaluate": ("score a model or another method's outputs on paired data (plain and GT-mean)", _add_evaluate,
+                 _run_evaluate),
 }
 
 
