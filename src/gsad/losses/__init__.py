@@ -1,0 +1,17 @@
+"""Training losses: stage-1 aleatoric loss, stage-2 pixel and structure losses."""
+
+from gsad.losses.objectives import gsad_objective, posterior_sample, stage1_objective
+from gsad.losses.structure import patch_matrix, structure_distance, ward_clusters
+from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
+
+__all__ = [
+    "gsad_objective",
+    "patch_matrix",
+    "pixel_loss",
+    "posterior_sample",
+    "stage1_loss",
+    "stage1_objective",
+    "structure_distance",
+    "uncertainty_weights",
+    "ward_clusters",
+]
