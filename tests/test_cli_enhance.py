@@ -126,3 +126,14 @@ def test_help_explains_every_option(capsys):
     for flag in ("--output", "--checkpoint", "--sampler", "--steps", "--beta-start", "--beta-end", "--seed",
                  "--device", "--overwrite"):
         assert flag in out
+
+
+def test_exposure_and_tile_flags(tiny_checkpoint, dark_image, tmp_path):
+    inp = _write(tmp_path / "i.png", dark_image)
+    base = ["enhance", str(inp), "--checkpoint", str(tiny_checkpoint), "--sampler", "ddim"]
+    assert main([*base, "-o", str(tmp_path / "a.png")]) == 0
+    assert main([*base, "-o", str(tmp_path / "b.png"), "--exposure", "1"]) == 0
+    assert main([*base, "-o", str(tmp_path / "c.png"), "--tile", "16"]) == 0
+    a, b = read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png")
+    assert b.astype(int).sum() > a.astype(int).sum()
+    assert read_image(tmp_path / "c.png").shape == a.shape

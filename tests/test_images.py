@@ -78,3 +78,15 @@ def test_list_images_sorted_and_filtered(tmp_path):
     for name in ("b.png", "a.JPG", "notes.txt", ".hidden.png"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.png"]
+
+
+def test_adjust_exposure_scales_linear_light():
+    from gsad.images import adjust_exposure, srgb_to_linear
+
+    img = np.array([[[10, 60, 120]]], np.uint8)
+    assert adjust_exposure(img, 0.0) is img
+    up = adjust_exposure(img, 1.0)
+    ratio = srgb_to_linear(up / 255.0) / srgb_to_linear(img / 255.0)
+    assert np.allclose(ratio, 2.0, rtol=0.03)
+    assert (adjust_exposure(img, -2.0) < img).all()
+    assert adjust_exposure(np.full((1, 1, 3), 250, np.uint8), 3.0).max() == 255  # clipped, no wrap

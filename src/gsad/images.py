@@ -122,6 +122,30 @@ def to_unit(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64) / 255.0
 
 
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """Exact sRGB EOTF on float values in [0, 1] (float64 out, same shape)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(y: np.ndarray) -> np.ndarray:
+    """Exact inverse sRGB EOTF on linear values (clipped to [0, 1]; float64 out)."""
+    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
+    return np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
+
+
+def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
+    """Brighten (ev > 0) or darken (ev < 0) an ``H x W x 3`` uint8 image by ``ev`` stops.
+
+    Multiplies linear light by 2**ev (sRGB decoded, scaled, clipped, re-encoded, rounded),
+    as a camera's exposure compensation does; ``ev = 0`` returns the image unchanged.
+    """
+    if ev == 0:
+        return image
+    linear = srgb_to_linear(image.astype(np.float64) / 255.0) * 2.0**ev
+    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
     """Write an ``H x W x 3`` uint8 array atomically (temporary file, then ``os.replace``).
 

@@ -24,13 +24,19 @@ from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError
-from gsad.images import as_array, from_model, to_model
+from gsad.images import adjust_exposure, as_array, from_model, to_model
 from gsad.network.unet import UNet
+from gsad.tiling import TiledDenoiser
 
 log = logging.getLogger(__name__)
 
 #: File name of the bundled default model inside ``gsad/resources``.
 DEFAULT_MODEL = "default.safetensors"
+
+#: Images with more pixels than this are enhanced in tiles unless told otherwise.
+AUTO_TILE_PIXELS = 1024 * 1024
+#: Tile side and overlap used by automatic tiling.
+AUTO_TILE, TILE_OVERLAP = 512, 64
 
 
 def default_checkpoint() -> Path:
@@ -112,9 +118,26 @@ class Enhancer:
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
 
+    def _denoiser(self, cond: torch.Tensor, tile: int | None) -> Denoiser:
+        """Plain denoiser, or a tiled one for large images (``tile``: None auto, 0 never, N tile side)."""
+        h, w = cond.shape[-2:]
+        if tile is None:
+            tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
+        if tile < 0:
+            raise ConfigError(f"tile: must be 0 (off) or a positive size, got {tile}")
+        stride = self.model.config.stride
+        if tile == 0 or (tile >= h and tile >= w):
+            return Denoiser(self.model, cond)
+        tile = max(tile, 4 * stride)
+        return TiledDenoiser(self.model, cond, tile, min(TILE_OVERLAP, tile // 4), stride)
+
     @torch.inference_mode()
     def enhance_tensor(
-        self, low: torch.Tensor, settings: SamplerConfig, callback: Callable[[int, int], None] | None = None
+        self,
+        low: torch.Tensor,
+        settings: SamplerConfig,
+        callback: Callable[[int, int], None] | None = None,
+        tile: int | None = None,
     ) -> torch.Tensor:
         """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size)."""
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
@@ -122,7 +145,7 @@ class Enhancer:
         schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
         generator = torch.Generator().manual_seed(settings.seed)
         sample = SAMPLERS[settings.sampler]
-        out = sample(Denoiser(self.model, cond), tuple(cond.shape), schedule, generator, callback, self.device)
+        out = sample(self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback, self.device)
         return out[..., :h, :w]
 
     def enhance(
@@ -133,13 +156,19 @@ class Enhancer:
         beta_start: float | None = None,
         beta_end: float | None = None,
         seed: int | None = None,
+        tile: int | None = None,
+        exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
-        Unset options take the checkpoint's defaults. ``callback(step, total)`` reports progress.
+        Unset sampler options take the checkpoint's defaults. ``tile``: None tiles images over
+        ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N forces tiles of side N (bounded
+        memory for any size). ``exposure``: stops of brightness added to (or, negative, taken
+        from) the model's result. ``callback(step, total)`` reports progress.
         """
         settings = self.settings(sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed)
         pixels = as_array(image)
-        out = from_model(self.enhance_tensor(to_model(pixels), settings, callback))
+        out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
+        out = adjust_exposure(out, exposure)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out

@@ -10,12 +10,10 @@ from gsad.data.synthesize import (
     apply_degradation,
     bundled_photos,
     degrade,
-    linear_to_srgb,
-    srgb_to_linear,
     synthesize_folder,
 )
 from gsad.errors import ConfigError, DataError, InputError
-from gsad.images import read_image
+from gsad.images import linear_to_srgb, read_image, srgb_to_linear
 
 
 def _photo(seed: int = 0, size: int = 48) -> np.ndarray:

@@ -10,9 +10,7 @@ from gsad.data.synthesize import (
     apply_degradation,
     bundled_photos,
     degrade,
-    linear_to_srgb,
     sample_params,
-    srgb_to_linear,
     synthesize_folder,
 )
 
@@ -32,9 +30,7 @@ __all__ = [
     "detect_layout",
     "find_pairs",
     "item_rng",
-    "linear_to_srgb",
     "pair_folders",
     "sample_params",
-    "srgb_to_linear",
     "synthesize_folder",
 ]

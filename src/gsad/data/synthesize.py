@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gsad.errors import ConfigError, DataError, InputError
-from gsad.images import list_images, read_image, write_image
+from gsad.images import linear_to_srgb, list_images, read_image, srgb_to_linear, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -120,18 +120,6 @@ class DegradationParams:
         d = asdict(self)
         d["gains"] = list(self.gains)
         return d
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """Exact sRGB EOTF on float values in [0, 1] (float64 out, same shape)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(y: np.ndarray) -> np.ndarray:
-    """Exact inverse sRGB EOTF on linear values (clipped to [0, 1]; float64 out)."""
-    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    return np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
