@@ -1,0 +1,192 @@
+"""The loss of one training step of each GSAD stage (DESIGN.md section 3); no loop here.
+
+Both objectives take a batch of low-light inputs y and ground truths x0 (``B x 3 x H x W``
+float in [-1, 1], on the training device) and draw everything random (noise levels, noise)
+from an explicit CPU ``generator``; the noise is then moved to the batch's device, so one
+seed gives the same draws on any device.
+
+- :func:`stage1_objective`: the uncertainty model; eps-prediction with the Laplace-style
+  aleatoric loss :func:`~gsad.losses.uncertainty.stage1_loss`.
+- :func:`gsad_objective`: stage 2; the uncertainty-guided pixel loss plus the global
+  structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
+  (:func:`posterior_sample`).
+
+The network call runs under whatever autocast the caller set; the losses themselves are
+computed in float32 with autocast off (singular values have no half-precision kernels and
+the spectra need the precision).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sample_training_levels
+from gsad.losses.structure import structure_distance
+from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
+
+__all__ = ["gsad_objective", "posterior_sample", "stage1_objective"]
+
+#: lambda of the stage-2 pixel loss (the reference's value).
+PIXEL_LOSS_SCALE = 10.0
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the CPU and moved to its device."""
+    return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device)
+
+
+def _draw(
+    high: torch.Tensor, schedule: Schedule, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(t index, level sqrt(a), noise eps, x_t) for a batch of ground truths x0 = ``high``."""
+    t_index, level = sample_training_levels(schedule, high.shape[0], generator)
+    t_index, level = t_index.to(high.device), level.to(high.device)
+    eps = _noise(high, generator)
+    return t_index, level, eps, q_sample(high, level, eps)
+
+
+def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off for the loss maths (a no-op where autocast is unavailable)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
+
+
+def stage1_objective(
+    net: nn.Module,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one stage-1 (uncertainty model) step.
+
+    Per sample: t ~ U{1..T} and a continuous level sqrt(a) (SR3), eps ~ N(0, I),
+    x_t = sqrt(a) x0 + sqrt(1 - a) eps, (eps_hat, P) = net([y, x_t], sqrt(a)), and
+
+        L = mean( exp(-P) |eps_hat - eps| + 2 P )      (see stage1_loss for the normalisation).
+
+    Args:
+        net: U-Net with an uncertainty head (possibly wrapped, e.g. DistributedDataParallel).
+        low: y, ``B x 3 x H x W`` in [-1, 1].
+        high: x0, same shape, in [-1, 1].
+        schedule: the training schedule (T = 500 linear).
+        generator: CPU generator for levels and noise.
+
+    Returns:
+        (scalar loss, logs ``{"loss"}`` as detached scalars).
+    """
+    _, level, eps, x_t = _draw(high, schedule, generator)
+    eps_hat, log_uncertainty = net(torch.cat([low, x_t], dim=1), level)
+    if log_uncertainty is None:
+        raise ValueError("stage1_objective needs a network with an uncertainty head")
+    with _full_precision(high.device):
+        loss = stage1_loss(eps_hat.float(), eps, log_uncertainty.float())
+    return loss, {"loss": loss.detach()}
+
+
+def posterior_sample(
+    x_t: torch.Tensor,
+    t_index: torch.Tensor,
+    level: torch.Tensor,
+    eps_hat: torch.Tensor,
+    schedule: Schedule,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """Differentiable sample x_{t-1} ~ q(x_{t-1} | x_t, x0_hat), per sample.
+
+        x0_hat  = clamp(x_t / sqrt(a) - sqrt(1/a - 1) eps_hat, -1, 1)
+        x_{t-1} = c1[i] x0_hat + c2[i] x_t + [i > 0] exp(logvar[i] / 2) z
+
+    with i = t - 1 the 0-based step index, c1, c2, logvar the posterior tables of
+    ``schedule`` and z = ``noise``. As in the reference, x0_hat uses the continuous level
+    sqrt(a) of x_t while the posterior uses the discrete step i, and no noise is added at
+    i = 0. The clamp passes gradients where x0_hat lies inside [-1, 1].
+
+    Args:
+        x_t: ``B x 3 x H x W`` noisy images.
+        t_index: ``B`` integer step indices i (0-based).
+        level: ``B`` continuous levels sqrt(a) used to make x_t.
+        eps_hat: the network's noise estimate, like ``x_t`` (gradients flow through it).
+        schedule: the training schedule.
+        noise: z, standard normal, like ``x_t``.
+
+    Returns:
+        x_{t-1}, like ``x_t``.
+    """
+    x0_hat = predict_x0(x_t, level, eps_hat).clamp(-1.0, 1.0)
+    mean = (
+        extract(schedule.posterior_mean_coef1, t_index) * x0_hat + extract(schedule.posterior_mean_coef2, t_index) * x_t
+    )
+    std = torch.exp(0.5 * extract(schedule.posterior_log_variance, t_index))
+    std = std * (t_index > 0).reshape(-1, 1, 1, 1).to(std.dtype)
+    return mean + std * noise
+
+
+def gsad_objective(
+    net: nn.Module,
+    frozen_net: nn.Module,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+    structure_weight: float = 1.0,
+    num_clusters: int = 6,
+    patch_size: int = 8,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one stage-2 (GSAD) step.
+
+    1. Levels and noise as in stage 1; eps_hat = net([y, x_t], sqrt(a)).
+    2. P from the frozen stage-1 model on the same input (no gradients), mapped per sample
+       and channel to weights w in [0.5, 1]; L_pix = 10 mean |w (eps_hat - eps)|.
+    3. x_{t-1} = :func:`posterior_sample` from eps_hat (fresh noise z from ``generator``).
+    4. L_s = mean over batch b and clusters k of S_bk(x0, x_{t-1}) * sqrt(a_b)^4, with S the
+       spectral distance of :func:`~gsad.losses.structure.structure_distance`
+       (sqrt(a)^4 = alpha_bar^2: the structure term counts at low noise).
+    5. L = L_pix + structure_weight * L_s.
+
+    ``structure_weight == 0`` skips steps 3-4 (the random draws are made all the same, so
+    the levels and noise of a step do not depend on the weight); ``loss_structure`` is then
+    logged as 0.
+
+    Args:
+        net: the U-Net being trained (its uncertainty output, if any, is ignored).
+        frozen_net: the stage-1 model with an uncertainty head; not updated.
+        low: y, ``B x 3 x H x W`` in [-1, 1].
+        high: x0, same shape, in [-1, 1]; H and W multiples of ``patch_size``.
+        schedule: the training schedule.
+        generator: CPU generator for levels and noise.
+        structure_weight: weight of L_s (1 in the paper).
+        num_clusters: K Ward clusters per sample (6 in the paper).
+        patch_size: side of the non-overlapping patches (8 in the paper).
+
+    Returns:
+        (scalar loss, logs ``{"loss", "loss_pix", "loss_structure"}`` as detached scalars).
+    """
+    t_index, level, eps, x_t = _draw(high, schedule, generator)
+    z = _noise(high, generator)
+    inputs = torch.cat([low, x_t], dim=1)
+    eps_hat, _ = net(inputs, level)
+    with torch.no_grad():
+        _, log_uncertainty = frozen_net(inputs, level)
+    if log_uncertainty is None:
+        raise ValueError("gsad_objective needs a frozen network with an uncertainty head")
+
+    with _full_precision(high.device):
+        eps_hat = eps_hat.float()
+        weights = uncertainty_weights(log_uncertainty.float())
+        loss_pix = pixel_loss(eps_hat, eps, weights, PIXEL_LOSS_SCALE)
+        if structure_weight == 0:
+            loss_structure = torch.zeros((), device=high.device)
+            loss = loss_pix
+        else:
+            x_prev = posterior_sample(x_t, t_index, level, eps_hat, schedule, z)
+            distance = structure_distance(high.float(), x_prev, num_clusters, patch_size)  # B x K
+            loss_structure = (distance * level.float()[:, None] ** 4).mean()
+            loss = loss_pix + structure_weight * loss_structure
+    logs = {"loss": loss.detach(), "loss_pix": loss_pix.detach(), "loss_structure": loss_structure.detach()}
+    return loss, logs

@@ -1,0 +1,153 @@
+"""Training objectives: finiteness, gradient routing, the posterior sample, the structure switch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from gsad.config import preset
+from gsad.diffusion.schedules import q_sample, sample_training_levels, training_schedule
+from gsad.losses import gsad_objective, posterior_sample, stage1_objective, structure_distance
+from gsad.network import UNet
+
+SCHEDULE = training_schedule()
+
+
+@pytest.fixture(scope="module")
+def nets() -> tuple[UNet, UNet]:
+    torch.manual_seed(0)
+    frozen = UNet(preset("tiny")).eval().requires_grad_(False)
+    net = copy.deepcopy(frozen).train().requires_grad_(True)
+    return net, frozen
+
+
+def _batch(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    high = torch.rand(2, 3, size, size, generator=g) * 2 - 1
+    low = (high + 1) * 0.1 - 1
+    return low, high
+
+
+def test_stage1_objective_finite_with_gradients(nets):
+    net, _ = nets
+    low, high = _batch()
+    net.zero_grad()
+    loss, logs = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(1))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert set(logs) == {"loss"} and logs["loss"] == loss.detach()
+    loss.backward()
+    head = net.uncertainty_head[0].weight.grad
+    assert head is not None and head.abs().sum() > 0
+    assert net.out_conv.weight.grad.abs().sum() > 0
+
+
+def test_stage1_objective_is_reproducible(nets):
+    net, _ = nets
+    low, high = _batch()
+    a, _ = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(5))
+    b, _ = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(5))
+    assert a.item() == b.item()
+
+
+def test_gsad_objective_gradients_reach_net_not_frozen(nets):
+    net, frozen = nets
+    low, high = _batch()
+    net.zero_grad()
+    loss, logs = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(2))
+    assert torch.isfinite(loss)
+    assert set(logs) == {"loss", "loss_pix", "loss_structure"}
+    assert logs["loss"].item() == pytest.approx(logs["loss_pix"].item() + logs["loss_structure"].item(), rel=1e-5)
+    loss.backward()
+    assert net.stem.weight.grad is not None and net.stem.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in frozen.parameters())
+
+
+def test_structure_term_has_its_own_gradient(nets):
+    net, frozen = nets
+    low, high = _batch(3)
+    grads = []
+    for weight in (1.0, 0.0):
+        loss, logs = gsad_objective(
+            net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(4), structure_weight=weight
+        )
+        grads.append(torch.autograd.grad(loss, [net.out_conv.weight])[0])
+        if weight:
+            assert logs["loss_structure"] > 0
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_structure_weight_zero_is_pixel_loss_only(nets):
+    net, frozen = nets
+    low, high = _batch(1)
+    with_s, logs_s = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(7))
+    without, logs = gsad_objective(
+        net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(7), structure_weight=0.0
+    )
+    assert logs["loss_structure"].item() == 0.0
+    assert without.item() == logs["loss_pix"].item()
+    # Same draws whatever the weight: the pixel loss does not change.
+    assert logs["loss_pix"].item() == logs_s["loss_pix"].item()
+    half, logs_h = gsad_objective(
+        net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(7), structure_weight=0.5
+    )
+    assert half.item() == pytest.approx(logs_s["loss_pix"].item() + 0.5 * logs_s["loss_structure"].item(), rel=1e-6)
+
+
+def test_gsad_structure_term_by_hand(nets):
+    """Recompute L_s from the same draws: levels, noise, eps_hat, posterior, sqrt(a)^4 weights."""
+    net, frozen = nets
+    low, high = _batch(2)
+    _, logs = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    t_index, level = sample_training_levels(SCHEDULE, 2, g)
+    eps = torch.randn(high.shape, generator=g)
+    z = torch.randn(high.shape, generator=g)
+    x_t = q_sample(high, level, eps)
+    with torch.no_grad():
+        eps_hat, _ = net(torch.cat([low, x_t], 1), level)
+        x_prev = posterior_sample(x_t, t_index, level, eps_hat, SCHEDULE, z)
+        expected = (structure_distance(high, x_prev) * level[:, None] ** 4).mean()
+    assert logs["loss_structure"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_posterior_sample_matches_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    x_t = torch.randn(3, 3, 4, 4, generator=g)
+    eps_hat = torch.randn(3, 3, 4, 4, generator=g)
+    noise = torch.randn(3, 3, 4, 4, generator=g)
+    t_index = torch.tensor([0, 10, 499])
+    level = SCHEDULE.sqrt_alpha_bar[t_index] * 0.9999  # continuous, a little off the table
+    out = posterior_sample(x_t, t_index, level, eps_hat, SCHEDULE, noise)
+    for b, i in enumerate(t_index.tolist()):
+        a = float(level[b]) ** 2
+        x0 = (x_t[b] / a**0.5 - (1 / a - 1) ** 0.5 * eps_hat[b]).clamp(-1, 1)
+        mean = SCHEDULE.posterior_mean_coef1[i] * x0 + SCHEDULE.posterior_mean_coef2[i] * x_t[b]
+        std = torch.exp(0.5 * SCHEDULE.posterior_log_variance[i]) if i > 0 else 0.0
+        torch.testing.assert_close(out[b], mean + std * noise[b], rtol=1e-5, atol=1e-5)
+    # no noise at the first step: the output does not depend on it
+    again = posterior_sample(x_t, t_index, level, eps_hat, SCHEDULE, noise * 0 + 5.0)
+    torch.testing.assert_close(again[0], out[0])
+    assert not torch.allclose(again[1], out[1])
+
+
+def test_posterior_sample_gradient_passes_clamp_inside_only():
+    x_t = torch.zeros(1, 1, 1, 2)
+    eps_hat = torch.tensor([[[[0.0, -100.0]]]], requires_grad=True)  # second x0_hat far outside [-1, 1]
+    t_index = torch.tensor([5])
+    level = SCHEDULE.sqrt_alpha_bar[t_index]
+    out = posterior_sample(x_t, t_index, level, eps_hat, SCHEDULE, torch.zeros_like(x_t))
+    out.sum().backward()
+    assert eps_hat.grad[0, 0, 0, 0] != 0
+    assert eps_hat.grad[0, 0, 0, 1] == 0
+
+
+def test_objectives_reject_networks_without_head(nets):
+    net, frozen = nets
+    headless = UNet(preset("tiny").__class__(**{**preset("tiny").__dict__, "uncertainty_head": False}))
+    low, high = _batch()
+    with pytest.raises(ValueError, match="uncertainty head"):
+        stage1_objective(headless, low, high, SCHEDULE)
+    with pytest.raises(ValueError, match="uncertainty head"):
+        gsad_objective(net, headless, low, high, SCHEDULE)
