@@ -262,12 +262,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a safetensors checkpoint ({_first_line(exc)})") from None
 
 
-def update_sampler_defaults(path: str | os.PathLike, sampler: SamplerConfig, notes: dict[str, Any] | None = None) -> None:
-    """Rewrite a gsad checkpoint's sampler defaults (and notes) in place, atomically."""
+def update_sampler_defaults(
+    path: str | os.PathLike,
+    sampler: SamplerConfig,
+    notes: dict[str, Any] | None = None,
+    output: str | os.PathLike | None = None,
+) -> Path:
+    """Store new sampler defaults (and extra notes) in a gsad checkpoint, keeping its other notes.
+
+    Writes ``output`` when given, else rewrites ``path`` in place (atomically).
+    """
     model, _, meta = load_checkpoint(path)
-    kept = {k[len("gsad.") :]: v for k, v in meta.items() if k not in ("gsad.format", "gsad.network", "gsad.sampler")}
+    reserved = ("gsad.format", "gsad.network", "gsad.sampler")
+    kept = {k[len("gsad.") :]: v for k, v in meta.items() if k.startswith("gsad.") and k not in reserved}
     kept.update(notes or {})
-    save_checkpoint(path, model, sampler, kept)
+    return save_checkpoint(output or resolve_checkpoint(path), model, sampler, kept)
 
 
 def _first_line(exc: BaseException) -> str:

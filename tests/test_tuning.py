@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gsad.checkpoints import load_checkpoint
+from gsad.cli import main
+from gsad.data.layouts import find_pairs
+from gsad.errors import ConfigError
+from gsad.inference import Enhancer
+from gsad.tuning import format_trials, tune_schedule
+
+
+def _pairs(root):
+    for sub in ("low", "high"):
+        (root / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        high = rng.integers(50, 200, (16, 20, 3), dtype=np.uint8)
+        Image.fromarray(high).save(root / "high" / f"{i}.png")
+        Image.fromarray((high // 6).astype(np.uint8)).save(root / "low" / f"{i}.png")
+    return root
+
+
+def test_tune_schedule_tries_the_grid_and_sorts(tmp_path, tiny_checkpoint):
+    pairs = find_pairs(_pairs(tmp_path / "d"))
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    trials = tune_schedule(enh, pairs, "ddim", steps=(1, 2), beta_starts=(1e-3,), beta_ends=(0.5, 0.9), progress=False)
+    assert len(trials) == 4
+    assert [t.psnr for t in trials] == sorted((t.psnr for t in trials), reverse=True)
+    assert {(t.settings.steps, t.settings.beta_end) for t in trials} == {(1, 0.5), (1, 0.9), (2, 0.5), (2, 0.9)}
+    assert "beta_start" in format_trials(trials)
+    with pytest.raises(ConfigError, match="nothing to try"):
+        tune_schedule(enh, pairs, "ddim", steps=(1,), beta_starts=(0.9,), beta_ends=(0.5,), progress=False)
+
+
+def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoint, capsys):
+    data = _pairs(tmp_path / "d")
+    out = tmp_path / "tuned.safetensors"
+    code = main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--sampler", "ddim",
+                 "--steps", "1,2", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--output", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert table.count("ddim") >= 2
+    _, sampler, meta = load_checkpoint(out)
+    assert sampler.sampler == "ddim" and sampler.steps in (1, 2) and sampler.beta_end == 0.6
+    assert "tuned_psnr" in " ".join(meta)
+    _, original, _ = load_checkpoint(tiny_checkpoint)
+    assert original.steps == 2 and original.sampler == "reference"  # untouched without in-place writing
+    assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--steps", "x"]) == 2
