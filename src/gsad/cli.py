@@ -280,6 +280,110 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------
+
+_TRAIN_EPILOG = """\
+Every option can also be set in the YAML file given to --config, under the option's name with
+underscores (max_steps: 1000000); flags win over the file, the file over the defaults. The
+YAML file may also hold 'network:' (overrides of the preset's NetworkConfig fields, stage 1)
+and 'sampler:' (sampler, steps, beta_start, beta_end, seed). Shipped configs with the paper's
+settings, usable by name:
+%(shipped)s
+e.g.
+  gsad train --config lolv1_uncertainty --data LOLv1 --val-data LOLv1
+  gsad train --config lolv1_gsad --data LOLv1 --val-data LOLv1
+
+The run directory holds config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
+'gsad enhance --checkpoint RUN_DIR' works), checkpoints/step_NNNNNNN.safetensors (EMA
+weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model.
+Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is global).
+"""
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    import textwrap
+
+    from gsad.training.config import shipped_configs
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    shipped = textwrap.fill(", ".join(shipped_configs()) or "none", width=92, initial_indent="  ",
+                            subsequent_indent="  ")
+    p.epilog = _TRAIN_EPILOG % {"shipped": shipped}
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE.yaml", help="YAML config file, or the name of a shipped config")
+    g.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/STAGE-DATE-TIME)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last saved state (same optimizer, EMA, step, data "
+                        "order); only steps, logging, validation, workers and device may change")
+    g.add_argument("--device", help="auto (CUDA when available; default), cpu or cuda")
+    g.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision of the network (default off)")
+    g.add_argument("--seed", type=int, help="seed of data order, crops and noise (default 0; rank r uses seed + r)")
+    g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="DIR",
+                   help="training pairs (LOL layout or low/ + high/), or photos with --synthetic")
+    g.add_argument("--layout", choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"),
+                   help="layout of --data (default auto)")
+    g.add_argument("--synthetic", action=argparse.BooleanOptionalAction,
+                   help="--data is a folder of normal photos, darkened on the fly into training pairs")
+    g.add_argument("--crop", type=_positive_int, help="side of the random square crops (default 96)")
+    g.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips (default on)")
+    g = p.add_argument_group("model")
+    g.add_argument("--stage", choices=("uncertainty", "gsad"),
+                   help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init")
+    g.add_argument("--init", metavar="RUN_OR_CHECKPOINT",
+                   help="starting weights: stage gsad needs the stage-1 run directory or checkpoint (it also "
+                        "gives the uncertainty map and the architecture); optional for stage uncertainty")
+    g.add_argument("--preset", choices=("paper", "small", "tiny"), help="network preset of stage 1 (default tiny)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--max-steps", type=_positive_int, help="train until this step (default 1000)")
+    g.add_argument("--batch-size", type=_positive_int, help="global batch size, split over processes (default 8)")
+    g.add_argument("--lr", type=float, help="Adam learning rate, constant (default 1e-4)")
+    g.add_argument("--ema-decay", type=float, help="EMA decay of the saved weights (default 0.9999)")
+    g.add_argument("--ema-start", type=int, help="step until which the EMA copies the weights (default 0)")
+    g.add_argument("--structure-weight", type=float,
+                   help="weight of the structure loss in stage gsad (default 1; 0 turns it off)")
+    g.add_argument("--num-clusters", type=_positive_int,
+                   help="Ward clusters per crop of the structure loss (default 6)")
+    g.add_argument("--patch-size", type=_positive_int, help="patch side of the structure loss (default 8)")
+    g = p.add_argument_group("checkpoints and logs")
+    g.add_argument("--checkpoint-every", type=_positive_int, help="save a checkpoint every N steps (default 1000)")
+    g.add_argument("--keep-states", type=_positive_int, help="resumable .state.pt files kept (default 2)")
+    g.add_argument("--log-every", type=_positive_int, help="write a log.csv row every N steps (default 50)")
+    g = p.add_argument_group("validation (sampler settings are also stored in the checkpoints)")
+    g.add_argument("--val-data", metavar="DIR", help="validation pairs (test split of a LOL layout, or low/ + high/)")
+    g.add_argument("--val-every", type=_positive_int, help="validate every N steps (default 1000)")
+    g.add_argument("--val-count", type=_positive_int, help="validate on the first N pairs by name (default all)")
+    g.add_argument("--sampler", choices=("reference", "ddim"), help="sampler for validation (default reference)")
+    g.add_argument("--sampler-steps", type=_positive_int, help="sampling steps (default 20)")
+    g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
+    g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
+    g.add_argument("--sampler-seed", type=int, help="seed of the sampler's noise (default 4088)")
+
+
+_TRAIN_KEYS = (
+    "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "flip", "stage", "init",
+    "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start", "structure_weight", "num_clusters",
+    "patch_size", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every", "val_count",
+)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from gsad.training import load_train_config, train
+
+    overrides: dict[str, object] = {k: getattr(args, k) for k in _TRAIN_KEYS}
+    sampler = {"sampler": args.sampler, "steps": args.sampler_steps, "beta_start": args.beta_start,
+               "beta_end": args.beta_end, "seed": args.sampler_seed}
+    overrides["sampler"] = {k: v for k, v in sampler.items() if v is not None} or None
+    config = load_train_config(args.config, overrides, resume=args.resume)
+    run_dir = train(config, resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 
@@ -290,6 +394,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                    _run_synthesize),
     "evaluate": ("score a model or another method's outputs on paired data (plain and GT-mean)", _add_evaluate,
                  _run_evaluate),
+    "train": ("train a GSAD model: stage 1 (uncertainty) or stage 2 (gsad)", _add_train, _run_train),
 }
 
 

@@ -1,0 +1,228 @@
+"""The training configuration (:class:`TrainConfig`), shipped experiment configs, and how
+flags, YAML files and defaults combine.
+
+A config comes from three layers, later ones winning: the dataclass defaults (with the
+network ``preset``), a YAML file (``--config``: a path, or the bare name of a config
+shipped in ``gsad/resources/configs``), then command-line flags. Loading is strict:
+unknown keys and values of the wrong type raise :class:`~gsad.errors.ConfigError`.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gsad.config import NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.errors import ConfigError
+
+__all__ = [
+    "AMP_MODES",
+    "RESUMABLE_KEYS",
+    "STAGES",
+    "TrainConfig",
+    "changed_keys",
+    "load_train_config",
+    "shipped_config",
+    "shipped_configs",
+]
+
+#: Training stages: ``uncertainty`` (stage 1) and ``gsad`` (stage 2).
+STAGES = ("uncertainty", "gsad")
+#: Mixed-precision modes (autocast dtype of the network's forward pass).
+AMP_MODES = ("off", "bf16", "fp16")
+#: Keys that ``--resume`` may change; any other difference from the run's config is refused
+#: because it would change the model, the data order or the optimisation.
+RESUMABLE_KEYS = frozenset(
+    {"max_steps", "checkpoint_every", "log_every", "val_data", "val_every", "val_count", "num_workers",
+     "device", "keep_states", "out"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; stored as ``config.yaml`` in the run directory.
+
+    Data
+      ``data``: training folder (a LOL layout or ``low/`` + ``high/``), or with
+      ``synthetic`` a folder of normal photos darkened on the fly; ``layout``: ``auto``,
+      ``lol-v1``, ``lol-v2-real``, ``lol-v2-synthetic`` or ``pairs``; ``crop``: side of
+      the random square crops; ``flip``: random horizontal flips; ``num_workers``:
+      DataLoader worker processes.
+    Model
+      ``stage``: ``uncertainty`` (stage 1: U-Net with the uncertainty head) or ``gsad``
+      (stage 2, starting from the stage-1 model ``init``: a run directory or checkpoint
+      file); ``preset``: network preset of a stage-1 model, with optional ``network``
+      field overrides (stage 2 takes the architecture of ``init``).
+    Optimisation
+      ``max_steps``, ``batch_size`` (global, split over processes), ``lr`` (Adam, no
+      decay), ``ema_decay`` / ``ema_start`` (EMA of the weights, see the loop),
+      ``structure_weight`` / ``num_clusters`` / ``patch_size`` (stage-2 structure loss),
+      ``amp`` (``off``, ``bf16``, ``fp16`` autocast), ``seed``, ``device``.
+    Output
+      ``out``: run directory (default ``runs/<stage>-<date>-<time>``);
+      ``checkpoint_every``, ``keep_states`` (resumable states kept; inference checkpoints
+      are all kept), ``log_every``.
+    Validation
+      ``val_data`` (test split of a layout, or ``low/`` + ``high/``), ``val_every``,
+      ``val_count`` (first N pairs by name; all when unset), ``sampler``: sampler settings
+      for validation, also stored as the checkpoints' defaults.
+    """
+
+    data: str | None = None
+    layout: str = "auto"
+    synthetic: bool = False
+    stage: str = "uncertainty"
+    init: str | None = None
+    preset: str = "tiny"
+    network: dict[str, Any] | None = None
+    max_steps: int = 1000
+    batch_size: int = 8
+    crop: int = 96
+    lr: float = 1e-4
+    flip: bool = True
+    ema_decay: float = 0.9999
+    ema_start: int = 0
+    structure_weight: float = 1.0
+    num_clusters: int = 6
+    patch_size: int = 8
+    amp: str = "off"
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    out: str | None = None
+    checkpoint_every: int = 1000
+    keep_states: int = 2
+    log_every: int = 50
+    val_data: str | None = None
+    val_every: int = 1000
+    val_count: int | None = None
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage: unknown stage {self.stage!r} (choose from {', '.join(STAGES)})")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")
+        preset(self.preset)
+        if self.network is not None and not isinstance(self.network, dict):
+            raise ConfigError(f"network: expected a mapping of NetworkConfig fields, got {self.network!r}")
+        self.network_config()  # validates the overrides
+        for name in ("max_steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_every",
+                     "num_clusters", "patch_size", "keep_states"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("ema_start", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
+        if self.val_count is not None and self.val_count < 1:
+            raise ConfigError(f"val_count: must be at least 1, got {self.val_count}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be positive, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
+        if self.structure_weight < 0:
+            raise ConfigError(f"structure_weight: must not be negative, got {self.structure_weight}")
+        if self.crop % self.patch_size:
+            raise ConfigError(f"crop: {self.crop} is not a multiple of patch_size {self.patch_size}")
+
+    def network_config(self) -> NetworkConfig:
+        """The stage-1 architecture: the preset with the ``network`` overrides applied."""
+        base = to_dict(preset(self.preset))
+        base.update(self.network or {})
+        return from_dict(NetworkConfig, base, "network")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML (``config.yaml``) and checkpoint notes."""
+        return to_dict(self)
+
+
+def shipped_configs() -> list[str]:
+    """Names of the experiment configs shipped with gsad (``lolv1_gsad``, ...)."""
+    folder = resources.files("gsad") / "resources" / "configs"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def shipped_config(name: str) -> Path:
+    """Path of the shipped config ``name`` (ConfigError listing the names otherwise)."""
+    path = Path(str(resources.files("gsad") / "resources" / "configs" / f"{name}.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such config file or shipped config (shipped: {', '.join(shipped_configs())})")
+    return path
+
+
+def _config_path(value: str | Path) -> Path:
+    """A ``--config`` value: an existing file, else the bare name of a shipped config."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    text = str(value)
+    if path.suffix or "/" in text or "\\" in text:
+        raise ConfigError(f"{value}: no such config file")
+    return shipped_config(text)
+
+
+def _merge(merged: dict[str, Any], layer: dict[str, Any], where: str) -> dict[str, Any]:
+    """``merged`` updated by ``layer`` (``sampler``/``network`` merged key by key), checked strictly."""
+    out = dict(merged)
+    for key in ("sampler", "network"):
+        if isinstance(layer.get(key), dict) and isinstance(out.get(key), dict):
+            layer = {**layer, key: {**out[key], **layer[key]}}
+    out.update(layer)
+    from_dict(TrainConfig, out, where)  # report errors against the layer that caused them
+    return out
+
+
+def load_train_config(
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> TrainConfig:
+    """Resolve a :class:`TrainConfig`: defaults < YAML ``config_file`` < ``overrides``.
+
+    ``overrides`` are flag values; entries that are None (flags not given) are ignored.
+    ``sampler`` and ``network`` mappings are merged key by key.
+
+    With ``resume`` the run directory (``out``) must hold the ``config.yaml`` of an earlier
+    run; it replaces the defaults, and only :data:`RESUMABLE_KEYS` may differ from it
+    (ConfigError naming the first other key that does).
+    """
+    layers: list[tuple[dict[str, Any], str]] = []
+    if config_file is not None:
+        path = _config_path(config_file)
+        layers.append((load_yaml(path), str(path)))
+    layers.append(({k: v for k, v in (overrides or {}).items() if v is not None}, "options"))
+    merged: dict[str, Any] = {}
+    for layer, where in layers:
+        merged = _merge(merged, layer, where)
+    if not resume:
+        return from_dict(TrainConfig, merged, "config")
+
+    out = merged.get("out")
+    if not out:
+        raise ConfigError("--resume needs the run directory to continue: give --out RUN_DIR")
+    stored_path = Path(out) / "config.yaml"
+    if not stored_path.is_file():
+        raise ConfigError(f"{out}: no config.yaml here, so not a gsad training run that can be resumed")
+    stored = from_dict(TrainConfig, load_yaml(stored_path), str(stored_path))
+    resumed = stored.to_dict()
+    for layer, where in layers:
+        resumed = _merge(resumed, layer, where)
+    config = from_dict(TrainConfig, resumed, "config")
+    for key in changed_keys(stored, config):
+        if key not in RESUMABLE_KEYS:
+            raise ConfigError(
+                f"--resume: {key} would change from {getattr(stored, key)!r} (the run's config.yaml) to "
+                f"{getattr(config, key)!r}; only {', '.join(sorted(RESUMABLE_KEYS))} may change when resuming"
+            )
+    return config
+
+
+def changed_keys(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """Fields whose values differ between two configs."""
+    return [f.name for f in dataclasses.fields(TrainConfig) if getattr(old, f.name) != getattr(new, f.name)]

@@ -1,0 +1,546 @@
+"""The training loop of both GSAD stages: data order, steps, EMA, checkpoints, resume, logs.
+
+The loss maths live in :mod:`gsad.losses.objectives`; this module only runs them.
+
+Run directory (``config.out``)::
+
+    RUN/
+      config.yaml                 the resolved TrainConfig
+      log.csv                     step, losses, lr, steps/s, val_psnr (one row per log step)
+      latest                      relative path of the newest inference checkpoint
+      uncertainty.safetensors     stage gsad: the frozen stage-1 model that gives P
+      checkpoints/
+        step_0001000.safetensors  EMA weights, gsad format (``gsad enhance --checkpoint``)
+        step_0001000.state.pt     model, EMA, optimizer, step: what ``--resume`` needs
+
+``gsad enhance --checkpoint RUN`` follows ``latest``. Every file is written to a temporary
+name and moved into place, so a killed run never leaves a half-written file.
+
+Reproducibility and resume: everything random is a function of ``(seed, step)``.
+
+- Data order: item positions form one endless stream, epoch e being the permutation
+  ``default_rng([seed, e]).permutation(N)`` of the N training items; the global batch of
+  step s (counting from 0) is positions ``s*B .. s*B + B - 1``, and the crop, flip (and
+  synthetic degradation) of an item come from ``[seed, epoch, index]``
+  (:func:`gsad.data.datasets.item_rng`). The data of a step is thus independent of
+  workers, of where a run was resumed and of the number of processes (each rank takes
+  its contiguous slice of the global batch).
+- Noise: step s of rank r draws its levels and noise from a CPU generator seeded with
+  ``SeedSequence([seed + r, s])``; the global torch RNG (model init, dropout) is seeded
+  the same way inside a forked RNG scope, so the caller's RNG state is left alone.
+- A state file therefore needs no RNG state: model, EMA, optimizer (and fp16 grad
+  scaler) and the step counter, which is the data position. Resuming from step s gives
+  the same weights as an uninterrupted run (bitwise on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from gsad.config import from_dict
+from gsad.data import PairedDataset, SyntheticDataset, find_pairs
+from gsad.diffusion.schedules import training_schedule
+from gsad.errors import CheckpointError, ConfigError, DataError
+from gsad.losses.objectives import gsad_objective, stage1_objective
+from gsad.network.unet import UNet
+from gsad.training.config import TrainConfig
+from gsad.training.distributed import Context, cleanup, setup, wrap_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EMA", "StepSampler", "train", "step_seed", "find_state", "read_log"]
+
+STATE_FORMAT = 1
+CHECKPOINT_DIR = "checkpoints"
+LOG_FILE = "log.csv"
+CONFIG_FILE = "config.yaml"
+UNCERTAINTY_FILE = "uncertainty.safetensors"
+LOSS_NAMES = {"uncertainty": ("loss",), "gsad": ("loss", "loss_pix", "loss_structure")}
+
+
+# ----------------------------------------------------------------------------------------
+# Small helpers: atomic files, seeds
+# ----------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The 64-bit seed of step ``step`` for base seed ``seed`` (a rank passes seed + rank)."""
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0])
+
+
+# ----------------------------------------------------------------------------------------
+# Data order
+# ----------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class StepSampler(Sampler):
+    """(epoch, index) keys of this rank's items for steps ``start .. end - 1`` (0-based).
+
+    Global batch s holds stream positions ``s*B .. s*B + B - 1``; position p is item
+    ``perm_e[p mod N]`` of epoch ``e = p // N`` (see the module docstring); rank r of w
+    takes the r-th of w equal slices.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, start: int, end: int, ctx: Context) -> None:
+        if batch_size % ctx.world_size:
+            raise ConfigError(f"batch_size: {batch_size} is not divisible by the {ctx.world_size} processes")
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.start, self.end, self.ctx = start, end, ctx
+
+    def global_batch(self, step: int) -> list[tuple[int, int]]:
+        """The (epoch, index) keys of global batch ``step`` (all ranks)."""
+        keys = []
+        for pos in range(step * self.batch_size, (step + 1) * self.batch_size):
+            epoch, offset = divmod(pos, self.num_items)
+            keys.append((epoch, int(_permutation(self.seed, epoch, self.num_items)[offset])))
+        return keys
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for step in range(self.start, self.end):
+            yield from self.ctx.shard(self.global_batch(step))
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start) * (self.batch_size // self.ctx.world_size)
+
+
+class _EpochItems(Dataset):
+    """Index a crop dataset by (epoch, index) keys, selecting the epoch for each item."""
+
+    def __init__(self, base: PairedDataset | SyntheticDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        self.base.set_epoch(epoch)
+        return self.base[index]
+
+
+# ----------------------------------------------------------------------------------------
+# EMA
+# ----------------------------------------------------------------------------------------
+
+
+class EMA:
+    """Exponential moving average of a model's weights (the inference model of a run).
+
+    After step s (1-based) with n = s - ``start``:
+
+        ema <- model                                    if n <= 0
+        ema <- d ema + (1 - d) model, d = min(decay, (1 + n) / (10 + n))   otherwise.
+
+    The warm-up of d lets the average follow the fast early changes, so short runs give
+    usable EMA weights (d reaches 0.9999 after ~90k steps). Buffers are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, start: int = 0) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.start = decay, start
+
+    def rate(self, step: int) -> float:
+        """The decay d applied after ``step`` (0 means a plain copy)."""
+        n = step - self.start
+        return 0.0 if n <= 0 else min(self.decay, (1 + n) / (10 + n))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = self.rate(step)
+        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            if d == 0.0:
+                ema_p.copy_(p)
+            else:
+                ema_p.lerp_(p.detach(), 1.0 - d)
+        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            ema_b.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------------------
+# Run directory
+# ----------------------------------------------------------------------------------------
+
+
+def find_state(run_dir: str | os.PathLike) -> Path | None:
+    """The newest ``checkpoints/step_*.state.pt`` of a run directory, or None."""
+    states = sorted(Path(run_dir, CHECKPOINT_DIR).glob("step_*.state.pt"))
+    return states[-1] if states else None
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a run's ``log.csv`` (empty when there is none)."""
+    path = Path(run_dir, LOG_FILE)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _default_run_dir(stage: str) -> str:
+    return str(Path("runs") / f"{stage}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    from gsad.images import read_image
+
+    images = []
+    for pair in sorted(pairs, key=lambda p: p.name)[:count]:
+        low, high = read_image(pair.low), read_image(pair.high)
+        if low.shape != high.shape:
+            raise DataError(f"{pair.low} and {pair.high} differ in size")
+        images.append((pair.name, low, high))
+    return images
+
+
+# ----------------------------------------------------------------------------------------
+# Trainer
+# ----------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """One training run (see :func:`train`); built on every rank of a torchrun job."""
+
+    def __init__(self, config: TrainConfig, ctx: Context, resume: bool) -> None:
+        self.ctx = ctx
+        self.device = ctx.device
+        self.stage = config.stage
+        out = config.out or ctx.broadcast(_default_run_dir(config.stage) if ctx.is_main else None)
+        self.config = config = dataclasses.replace(config, out=str(out))
+        self.run_dir = Path(out)
+        self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
+        self.loss_names = LOSS_NAMES[config.stage]
+        self.schedule = training_schedule()
+
+        # 1. Checks that need no model: run directory, data, validation data.
+        if config.stage == "gsad" and config.init is None and not resume:
+            raise ConfigError(
+                "init: stage gsad starts from a stage-1 (uncertainty) model; give --init RUN_OR_CHECKPOINT"
+            )
+        if config.init is not None and not resume:
+            resolve_checkpoint(config.init)  # a missing --init fails before any data is read
+        self.state_path = self._check_run_dir(resume)
+        self.dataset = self._dataset()
+        self.val_images = self._val_images()
+
+        # 2. Models (stage 1: fresh or --init; stage 2: from --init, plus the frozen copy).
+        self.frozen: UNet | None = None
+        model = self._build_models(resume)
+        stride = model.config.stride
+        if config.crop % stride:
+            raise ConfigError(f"crop: {config.crop} is not a multiple of the network's stride {stride}")
+        self.model = model.to(self.device).train()
+        self.ema = EMA(self.model, config.ema_decay, config.ema_start)
+        self.net = wrap_model(self.model, ctx)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        use_fp16 = config.amp == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_fp16)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.step = 0
+        if self.state_path is not None:
+            self._load_state(self.state_path)
+
+    # -- setup -------------------------------------------------------------------------
+
+    def _check_run_dir(self, resume: bool) -> Path | None:
+        run = self.run_dir
+        if resume:
+            state = find_state(run)
+            if state is None:
+                raise CheckpointError(
+                    f"{run}: no saved training state to resume ({CHECKPOINT_DIR}/step_*.state.pt); "
+                    "start a new run without --resume"
+                )
+            return state
+        if run.exists() and not run.is_dir():
+            raise ConfigError(f"{run}: the run directory is a file")
+        if (run / "latest").exists() or find_state(run) is not None or (run / CONFIG_FILE).exists():
+            raise ConfigError(f"{run}: already holds a training run (use --resume to continue it, or another --out)")
+        return None
+
+    def _dataset(self) -> PairedDataset | SyntheticDataset:
+        c = self.config
+        if c.data is None:
+            raise ConfigError("data: no training data given (use --data DIR)")
+        root = Path(c.data)
+        if not root.is_dir():
+            raise DataError(f"{root}: no such data folder")
+        if c.synthetic:
+            dataset: PairedDataset | SyntheticDataset = SyntheticDataset(root, crop=c.crop, flip=c.flip, seed=c.seed)
+        else:
+            dataset = PairedDataset(find_pairs(root, c.layout, "train"), crop=c.crop, flip=c.flip, seed=c.seed)
+        dataset[0]  # fail early (one line) on unreadable or too small images, not in a worker
+        return dataset
+
+    def _val_images(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        c = self.config
+        if c.val_data is None:
+            return []
+        root = Path(c.val_data)
+        if not root.is_dir():
+            raise DataError(f"{root}: no such validation folder")
+        pairs = find_pairs(root, "auto", "test")  # checked on every rank; images read by rank 0 only
+        return _load_images(pairs, c.val_count) if self.ctx.is_main else []
+
+    def _build_models(self, resume: bool) -> UNet:
+        c = self.config
+        if self.stage == "gsad":
+            if resume:
+                source = self.run_dir / UNCERTAINTY_FILE
+                frozen, _, _ = load_checkpoint(source)
+            else:
+                source = resolve_checkpoint(c.init)
+                frozen, _, _ = load_checkpoint(source)
+            if frozen.uncertainty_head is None:
+                raise CheckpointError(
+                    f"{source}: has no uncertainty head; stage gsad needs a stage-1 (uncertainty) model"
+                )
+            self.frozen = frozen.to(self.device).eval().requires_grad_(False)
+            self.init_source = source
+            # The stage-2 network needs no uncertainty head: P comes from the frozen copy.
+            net_config = dataclasses.replace(frozen.config, uncertainty_head=False)
+            model = UNet(net_config)
+            model.load_state_dict(
+                {k: v for k, v in frozen.state_dict().items() if not k.startswith("uncertainty_head.")}
+            )
+            return model
+        if resume:  # the architecture of the run's own checkpoints; the weights come from the state
+            model, _, _ = load_checkpoint(self.run_dir)
+            return model.train()
+        if c.init is not None:
+            source = resolve_checkpoint(c.init)
+            model, _, _ = load_checkpoint(source)
+            if model.uncertainty_head is None:
+                raise CheckpointError(f"{source}: has no uncertainty head; stage uncertainty needs one")
+            return model.train()
+        # Seed the initial weights (inside train()'s forked RNG scope, so the caller's RNG is untouched).
+        torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
+        return UNet(c.network_config())
+
+    def _load_state(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or corrupt files raise many types
+            raise CheckpointError(f"{path}: cannot read the training state ({exc})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"{path}: not a gsad training state")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{path}: training state does not fit this run ({first})") from None
+        self.step = int(state["step"])
+        log.info("resuming %s from step %d", self.run_dir, self.step)
+
+    # -- files (rank 0) ----------------------------------------------------------------
+
+    def _write_start_files(self) -> None:
+        import yaml
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        if self.frozen is not None and not (self.run_dir / UNCERTAINTY_FILE).exists():
+            save_checkpoint(
+                self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
+            )
+        header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
+        rows = [r for r in read_log(self.run_dir) if int(r.get("step") or 0) <= self.step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)  # a resumed run drops the rows logged after its state was saved
+        _write_text(self.run_dir / LOG_FILE, buffer.getvalue())
+
+    def _append_log(self, row: dict[str, Any]) -> None:
+        header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
+        with open(self.run_dir / LOG_FILE, "a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, fieldnames=header, lineterminator="\n").writerow(row)
+
+    def _save(self) -> None:
+        name = f"step_{self.step:07d}"
+        state = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": self.config.to_dict(),
+            # The data position is the step: global batch s holds stream items s*B .. s*B+B-1.
+            "data_position": self.step * self.config.batch_size,
+            "world_size": self.ctx.world_size,
+        }
+        _atomic_write(self.ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
+        notes = {"stage": self.stage, "step": self.step, "config": self.config.to_dict()}
+        save_checkpoint(self.ckpt_dir / f"{name}.safetensors", self.ema.model, self.config.sampler, notes)
+        _write_text(self.run_dir / "latest", f"{CHECKPOINT_DIR}/{name}.safetensors\n")
+        for old in sorted(self.ckpt_dir.glob("step_*.state.pt"))[: -self.config.keep_states]:
+            old.unlink()
+
+    def validate(self) -> float:
+        """Mean PSNR (8-bit) of the EMA model's enhancements of the validation pairs."""
+        from gsad.inference import Enhancer
+        from gsad.metrics import psnr
+
+        enhancer = Enhancer.from_model(self.ema.model, self.config.sampler, device=self.device)
+        scores = [psnr(enhancer.enhance(low), high) for _, low, high in self.val_images]
+        return float(np.mean(scores))
+
+    # -- loop --------------------------------------------------------------------------
+
+    def _objective(self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator):
+        c = self.config
+        if self.stage == "uncertainty":
+            return stage1_objective(self.net, low, high, self.schedule, generator)
+        return gsad_objective(
+            self.net, self.frozen, low, high, self.schedule, generator,
+            structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size,
+        )
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def run(self, callback: Callable[[int, dict[str, torch.Tensor]], None] | None = None) -> Path:
+        c, ctx = self.config, self.ctx
+        if ctx.is_main:
+            self._write_start_files()
+        ctx.barrier()
+        if self.step >= c.max_steps:
+            log.info("%s: already at step %d of %d", self.run_dir, self.step, c.max_steps)
+            return self.run_dir
+
+        from tqdm import tqdm
+
+        if ctx.is_main and self.step:
+            tqdm.write(f"resuming {self.run_dir} at step {self.step}")
+        sampler = StepSampler(len(self.dataset), c.batch_size, c.seed, self.step, c.max_steps, ctx)
+        loader = DataLoader(
+            _EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
+            num_workers=c.num_workers, pin_memory=self.device.type == "cuda",
+        )
+        generator = torch.Generator()
+        sums = torch.zeros(len(self.loss_names), device=self.device)
+        count, tick = 0, time.perf_counter()
+        bar = tqdm(total=c.max_steps, initial=self.step, desc=self.stage, unit="step", dynamic_ncols=True,
+                   disable=not ctx.is_main)
+        postfix_every = max(1, min(10, c.log_every))
+        with bar:
+            for batch in loader:
+                # 1. the step's own seeds (noise with seed + rank; see the module docstring)
+                seed = step_seed(c.seed + ctx.rank, self.step)
+                generator.manual_seed(seed)
+                torch.manual_seed(seed)
+                # 2. data [0, 1] -> network range [-1, 1]
+                low = batch["low"].to(self.device, non_blocking=True) * 2.0 - 1.0
+                high = batch["high"].to(self.device, non_blocking=True) * 2.0 - 1.0
+                # 3. loss, update, EMA
+                with self._autocast():
+                    loss, logs = self._objective(low, high, generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step += 1
+                self.ema.update(self.model, self.step)
+                # 4. logs, validation, checkpoints
+                sums += torch.stack([logs[k] for k in self.loss_names])
+                count += 1
+                if self.step % postfix_every == 0:
+                    bar.set_postfix({k: f"{logs[k].item():.4g}" for k in self.loss_names}, refresh=False)
+                bar.update(1)
+                last = self.step == c.max_steps
+                do_val = bool(self.val_images or c.val_data) and (self.step % c.val_every == 0 or last)
+                if self.step % c.log_every == 0 or last or do_val:
+                    means = (ctx.mean(sums) / count).tolist()
+                    rate = count / max(time.perf_counter() - tick, 1e-9)
+                    row: dict[str, Any] = {"step": self.step, "lr": c.lr, "steps_per_s": f"{rate:.4g}"}
+                    row.update({k: f"{v:.6g}" for k, v in zip(self.loss_names, means)})
+                    if ctx.is_main:
+                        if do_val:
+                            row["val_psnr"] = f"{self.validate():.4f}"
+                            bar.write(f"step {self.step}: val PSNR {row['val_psnr']} dB")
+                        self._append_log(row)
+                    sums.zero_()
+                    count, tick = 0, time.perf_counter()
+                if ctx.is_main and (self.step % c.checkpoint_every == 0 or last):
+                    self._save()
+                if callback is not None:
+                    callback(self.step, logs)
+        ctx.barrier()
+        return self.run_dir
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    callback: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+) -> Path:
+    """Train one stage as configured; returns the run directory.
+
+    Under ``torchrun`` every process calls this; the process group is set up and torn
+    down here. ``resume`` continues ``config.out`` from its newest state file.
+    ``callback(step, logs)`` runs after every step (on every rank).
+
+    Raises:
+        ConfigError, DataError, CheckpointError: bad options, data or checkpoints.
+    """
+    config = from_dict(TrainConfig, config.to_dict(), "config")  # revalidate (e.g. after replace())
+    ctx = setup(config.device)
+    try:
+        devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            trainer = Trainer(config, ctx, resume)
+            return trainer.run(callback)
+    finally:
+        cleanup(ctx)

@@ -1,0 +1,309 @@
+"""The training loop: run directory, checkpoints, resume, config precedence, errors (tiny runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from gsad.checkpoints import load_checkpoint, read_metadata
+from gsad.cli import main
+from gsad.config import SamplerConfig, from_dict
+from gsad.errors import ConfigError
+from gsad.images import read_image
+from gsad.training import TrainConfig, load_train_config, train
+from gsad.training.distributed import Context
+from gsad.training.loop import EMA, StepSampler, find_state, read_log
+
+TINY = dict(max_steps=3, batch_size=2, crop=32, checkpoint_every=2, log_every=1, device="cpu")
+
+
+def _write_pairs(root: Path, count: int = 3, size: tuple[int, int] = (40, 48)) -> Path:
+    """``root/low`` and ``root/high`` with smooth random colour images (and darker copies)."""
+    rng = np.random.default_rng(0)
+    (root / "low").mkdir(parents=True)
+    (root / "high").mkdir()
+    yy, xx = np.mgrid[0 : size[0], 0 : size[1]] / max(size)
+    for i in range(count):
+        a, b, c = rng.random((3, 3))
+        high = np.stack([a[k] * yy + b[k] * xx + c[k] * 0.3 for k in range(3)], -1)
+        high = (np.clip(high, 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(high).save(root / "high" / f"img{i}.png")
+        Image.fromarray((high // 5).astype(np.uint8)).save(root / "low" / f"img{i}.png")
+    return root
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: tiny models gain nothing from more, and they stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return _write_pairs(tmp_path_factory.mktemp("pairs"))
+
+
+@pytest.fixture(scope="module")
+def stage1_run(pairs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "stage1"
+    config = TrainConfig(
+        data=str(pairs), out=str(out), val_data=str(pairs), val_every=2, val_count=1,
+        sampler=SamplerConfig(steps=2), **TINY,
+    )
+    return train(config)
+
+
+def _state(run: Path) -> dict:
+    return torch.load(find_state(run), map_location="cpu", weights_only=True)
+
+
+def _assert_same_tensors(a, b) -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same_tensors(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same_tensors(x, y)
+    else:
+        assert a == b
+
+
+# ----------------------------------------------------------------------------------------
+# run directory
+# ----------------------------------------------------------------------------------------
+
+
+def test_run_directory_layout(stage1_run, pairs):
+    files = {p.relative_to(stage1_run).as_posix() for p in stage1_run.rglob("*") if p.is_file()}
+    assert files == {
+        "config.yaml", "log.csv", "latest",
+        "checkpoints/step_0000002.safetensors", "checkpoints/step_0000002.state.pt",
+        "checkpoints/step_0000003.safetensors", "checkpoints/step_0000003.state.pt",
+    }
+    assert (stage1_run / "latest").read_text().strip() == "checkpoints/step_0000003.safetensors"
+    stored = from_dict(TrainConfig, yaml.safe_load((stage1_run / "config.yaml").read_text()))
+    assert stored.out == str(stage1_run) and stored.max_steps == 3 and stored.sampler.steps == 2
+    rows = read_log(stage1_run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == ["step", "loss", "lr", "steps_per_s", "val_psnr"]
+    assert rows[0]["val_psnr"] == "" and float(rows[1]["val_psnr"]) > 0 and float(rows[2]["val_psnr"]) > 0
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_latest_checkpoint_holds_ema_weights_and_notes(stage1_run):
+    model, sampler, meta = load_checkpoint(stage1_run)
+    assert model.uncertainty_head is not None  # stage 1 keeps its head (stage 2 needs it)
+    assert sampler.steps == 2
+    assert meta["gsad.stage"] == "uncertainty" and meta["gsad.step"] == "3"
+    state = _state(stage1_run)
+    assert state["step"] == 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state["ema"][key])
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+
+
+def test_enhance_with_run_directory(stage1_run, pairs, tmp_path):
+    out = tmp_path / "out.png"
+    code = main(["enhance", str(pairs / "low" / "img0.png"), "-o", str(out), "--checkpoint", str(stage1_run),
+                 "--steps", "2", "--device", "cpu"])
+    assert code == 0
+    assert read_image(out).shape == (40, 48, 3)
+
+
+def test_gsad_stage_from_stage1_run(stage1_run, pairs, tmp_path):
+    run = train(TrainConfig(data=str(pairs), out=str(tmp_path / "g"), stage="gsad", init=str(stage1_run),
+                            **{**TINY, "max_steps": 2}))
+    frozen, _, _ = load_checkpoint(run / "uncertainty.safetensors")
+    stage1, _, _ = load_checkpoint(stage1_run)
+    _assert_same_tensors(frozen.state_dict(), stage1.state_dict())
+    model, _, meta = load_checkpoint(run)
+    assert model.uncertainty_head is None and meta["gsad.stage"] == "gsad"
+    rows = read_log(run)
+    assert list(rows[0])[:4] == ["step", "loss", "loss_pix", "loss_structure"]
+    assert float(rows[-1]["loss_structure"]) > 0
+
+
+def test_synthetic_data(tmp_path):
+    photos = tmp_path / "photos"
+    _write_pairs(tmp_path / "p", count=2)
+    (tmp_path / "p" / "high").rename(photos)
+    run = train(TrainConfig(data=str(photos), synthetic=True, out=str(tmp_path / "run"), **{**TINY, "max_steps": 1}))
+    assert (run / "checkpoints" / "step_0000001.safetensors").is_file()
+
+
+def test_workers_do_not_change_the_data_and_bf16_runs(pairs, tmp_path):
+    base = dict(data=str(pairs), **{**TINY, "max_steps": 2})
+    plain = _state(train(TrainConfig(out=str(tmp_path / "w0"), **base)))
+    workers = _state(train(TrainConfig(out=str(tmp_path / "w2"), num_workers=2, **base)))
+    _assert_same_tensors(plain["model"], workers["model"])
+    bf16 = _state(train(TrainConfig(out=str(tmp_path / "bf16"), amp="bf16", **base)))
+    assert all(torch.isfinite(v).all() for v in bf16["model"].values())
+
+
+# ----------------------------------------------------------------------------------------
+# resume
+# ----------------------------------------------------------------------------------------
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stage", ["uncertainty", "gsad"])
+def test_killed_run_resumes_identically(stage, stage1_run, pairs, tmp_path):
+    base = dict(data=str(pairs), stage=stage, init=str(stage1_run) if stage == "gsad" else None,
+                **{**TINY, "max_steps": 4, "log_every": 1})
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **base))
+
+    def kill_at_3(step, logs):
+        if step == 3:
+            raise _Killed  # after the step-2 checkpoint and the step-3 log row
+
+    with pytest.raises(_Killed):
+        train(TrainConfig(out=str(tmp_path / "split"), **base), callback=kill_at_3)
+    assert find_state(tmp_path / "split").name == "step_0000002.state.pt"
+    split = train(load_train_config(overrides={"out": str(tmp_path / "split")}, resume=True), resume=True)
+
+    a, b = _state(whole), _state(split)
+    assert a["step"] == b["step"] == 4
+    for key in ("model", "ema", "optimizer"):
+        _assert_same_tensors(a[key], b[key])
+    assert [r["step"] for r in read_log(split)] == ["1", "2", "3", "4"]
+    assert [r["loss"] for r in read_log(split)] == [r["loss"] for r in read_log(whole)]
+
+
+def test_resume_may_extend_max_steps(stage1_run, pairs, tmp_path):
+    config = TrainConfig(data=str(pairs), out=str(tmp_path / "r"), **{**TINY, "max_steps": 1})
+    train(config)
+    resumed = load_train_config(overrides={"out": str(tmp_path / "r"), "max_steps": 2}, resume=True)
+    assert resumed.max_steps == 2 and resumed.crop == 32
+    train(resumed, resume=True)
+    assert _state(tmp_path / "r")["step"] == 2
+
+
+def test_data_order_is_global_and_sharded():
+    one = StepSampler(5, 4, seed=3, start=0, end=4, ctx=Context())
+    stream = list(one)
+    assert len(stream) == len(one) == 16
+    for epoch in range(3):  # each epoch a permutation of the 5 items
+        items = [i for e, i in stream if e == epoch]
+        assert len(set(items)) == len(items)
+    assert sorted(i for e, i in stream if e == 0) == list(range(5))
+    shards = [list(StepSampler(5, 4, 3, 0, 4, Context(rank=r, world_size=2))) for r in range(2)]
+    merged = [key for step in range(4) for r in range(2) for key in shards[r][2 * step : 2 * step + 2]]
+    assert merged == stream
+    resumed = list(StepSampler(5, 4, 3, 2, 4, Context()))
+    assert resumed == stream[8:]
+    with pytest.raises(ConfigError, match="divisible"):
+        StepSampler(5, 3, 0, 0, 1, Context(world_size=2))
+
+
+def test_ema_copies_then_averages():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.9999, start=2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, 2)
+    assert torch.equal(ema.model.weight, model.weight)
+    assert ema.rate(3) == pytest.approx(2 / 11)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema.update(model, 3)
+    torch.testing.assert_close(ema.model.weight, torch.full_like(model.weight, 2 / 11))
+    assert ema.rate(10**7) == 0.9999
+
+
+# ----------------------------------------------------------------------------------------
+# configs and CLI
+# ----------------------------------------------------------------------------------------
+
+
+def test_config_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("max_steps: 50\nlr: 2e-4\ncrop: 64\nsampler:\n  steps: 7\n  seed: 1\nnetwork:\n  dropout: 0.1\n")
+    config = load_train_config(path, {"max_steps": 5, "crop": None, "sampler": {"seed": 9}})
+    assert config.max_steps == 5  # flag over file
+    assert config.lr == 2e-4 and config.crop == 64  # file over default (1e-4 read from text)
+    assert config.batch_size == 8  # default
+    assert (config.sampler.steps, config.sampler.seed, config.sampler.beta_end) == (7, 9, 0.88)
+    assert config.network_config().dropout == 0.1 and config.network_config().base_channels == 16
+
+
+def test_shipped_configs_load_with_paper_settings():
+    config = load_train_config("lolv1_gsad")
+    assert (config.stage, config.preset, config.batch_size, config.crop, config.lr) == ("gsad", "paper", 8, 96, 1e-4)
+    assert config.max_steps == 2_000_000 and config.flip and config.init == "runs/lolv1_uncertainty"
+    assert config.sampler == SamplerConfig(steps=20, beta_start=6e-4, beta_end=0.88, seed=4088)
+    assert load_train_config("lolv1_uncertainty").max_steps == 1_000_000
+    assert load_train_config("lolv2_real_uncertainty").sampler.seed == 4357
+    assert load_train_config("lolv2_syn_gsad").sampler.beta_start == 2e-3
+
+
+def test_cli_train_flags_over_yaml(pairs, tmp_path):
+    path = tmp_path / "c.yaml"
+    out = tmp_path / "run"
+    path.write_text(f"data: {pairs}\nmax_steps: 50\ncrop: 32\nbatch_size: 2\nlog_every: 1\ndevice: cpu\n")
+    assert main(["train", "--config", str(path), "--max-steps", "1", "--out", str(out), "--no-flip"]) == 0
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert stored["max_steps"] == 1 and stored["crop"] == 32 and stored["flip"] is False
+    assert (out / "latest").read_text().strip() == "checkpoints/step_0000001.safetensors"
+    assert read_metadata(out / "checkpoints" / "step_0000001.safetensors")["gsad.step"] == "1"
+
+
+def _one_line_error(capsys, argv: list[str], *expected: str) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for text in expected:
+        assert text in err, err
+
+
+def test_cli_errors(pairs, stage1_run, tmp_path, capsys):
+    _one_line_error(capsys, ["train", "--data", str(tmp_path / "missing")], "missing", "no such data folder")
+    _one_line_error(capsys, ["train"], "--data")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_step: 3\n")
+    _one_line_error(capsys, ["train", "--config", str(bad), "--data", str(pairs)], "bad.yaml", "unknown key",
+                    "max_step")
+    bad.write_text("max_steps: many\n")
+    _one_line_error(capsys, ["train", "--config", str(bad)], "max_steps", "integer")
+    _one_line_error(capsys, ["train", "--config", "no_such_config"], "no_such_config", "lolv1_gsad")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad"], "--init")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(tmp_path / "nope")],
+                    "nope")
+    _one_line_error(capsys, ["train", "--resume"], "--out")
+    _one_line_error(capsys, ["train", "--resume", "--out", str(tmp_path / "none")], "config.yaml")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.yaml").write_text((stage1_run / "config.yaml").read_text())
+    _one_line_error(capsys, ["train", "--resume", "--out", str(empty)], "no saved training state")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--out", str(stage1_run)], "already holds", "--resume")
+    _one_line_error(capsys, ["train", "--resume", "--out", str(stage1_run), "--batch-size", "4"], "batch_size")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--crop", "36", "--max-steps", "1",
+                              "--out", str(tmp_path / "c")],
+                    "crop", "patch_size")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--crop", "64", "--max-steps", "1",
+                              "--out", str(tmp_path / "c")],
+                    "smaller than the 64x64 crop")
+
+
+def test_help_explains_every_option(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    # every option has help text; YAML use and shipped configs are explained
+    for flag in ("--data", "--stage", "--init", "--preset", "--max-steps", "--batch-size", "--crop", "--lr", "--out",
+                 "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic"):
+        assert flag in text
+    assert "lolv1_gsad" in text and "YAML" in text
