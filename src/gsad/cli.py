@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gsad import __version__
+from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import GsadError, InputError
 
 PROG = "gsad"
@@ -47,7 +48,7 @@ def _beta(text: str) -> float:
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     """Sampler flags shared by enhance, evaluate and convert; unset ones use the checkpoint's defaults."""
     g = parser.add_argument_group("sampler (defaults come from the checkpoint)")
-    g.add_argument("--sampler", choices=("reference", "ddim"),
+    g.add_argument("--sampler", choices=SAMPLER_CHOICES,
                    help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0)")
     g.add_argument("--steps", type=_positive_int, help="number of sampling steps (paper: 20 for LOL-v1, 10 for LOL-v2)")
     g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
@@ -76,6 +77,11 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="PATH",
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     add_sampler_options(p)
+    p.add_argument("--tile", type=int, metavar="SIZE",
+                   help="enhance in overlapping tiles of SIZE px (bounded memory for any image size); "
+                        "0 never tiles; default: tiles of 512 for images over 1 megapixel")
+    p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
+                   help="make the result brighter (+EV) or darker (-EV) than the model's choice, in stops")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
 
@@ -153,7 +159,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         with tqdm(total=settings.steps, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
             out = enhancer.enhance(
                 pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
-                callback=lambda i, n: bar.update(1),
+                tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
             )
         try:
             write_image(dst, out, overwrite=args.overwrite)
@@ -355,7 +361,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-data", metavar="DIR", help="validation pairs (test split of a LOL layout, or low/ + high/)")
     g.add_argument("--val-every", type=_positive_int, help="validate every N steps (default 1000)")
     g.add_argument("--val-count", type=_positive_int, help="validate on the first N pairs by name (default all)")
-    g.add_argument("--sampler", choices=("reference", "ddim"), help="sampler for validation (default reference)")
+    g.add_argument("--sampler", choices=SAMPLER_CHOICES, help="sampler for validation (default reference)")
     g.add_argument("--sampler-steps", type=_positive_int, help="sampling steps (default 20)")
     g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
@@ -384,6 +390,72 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# tune-schedule
+# ----------------------------------------------------------------------------------------
+
+
+def _number_list(kind: type) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        if not values or any(v <= 0 for v in values):
+            raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+        return values
+
+    return parse
+
+
+def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
+    from gsad.tuning import DEFAULT_BETA_ENDS, DEFAULT_BETA_STARTS, DEFAULT_STEPS
+
+    p.add_argument("--checkpoint", required=True, metavar="C",
+                   help="gsad .safetensors file or run folder to tune (written in place unless --output)")
+    p.add_argument("--data", required=True, metavar="DIR", help="validation pairs (LOL layouts or low/ + high/)")
+    p.add_argument("--layout", default="auto",
+                   choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"), help="dataset layout")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="LOL split to use (default test)")
+    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference", help="sampler to tune (default reference)")
+    p.add_argument("--steps", type=_number_list(int), default=DEFAULT_STEPS, metavar="N[,N...]",
+                   help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
+    p.add_argument("--beta-starts", type=_number_list(float), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
+                   help=f"first betas to try (default {','.join(map(str, DEFAULT_BETA_STARTS))})")
+    p.add_argument("--beta-ends", type=_number_list(float), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
+                   help=f"last betas to try (default {','.join(map(str, DEFAULT_BETA_ENDS))})")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
+    p.add_argument("--max-images", type=_positive_int, help="use only the first N validation pairs")
+    p.add_argument("--crop", type=_positive_int, metavar="PX", help="score a centre crop of PX x PX (faster)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--output", metavar="OUT.safetensors", help="write the tuned checkpoint here instead of in place")
+    p.add_argument("--dry-run", action="store_true", help="only show the table; write nothing")
+
+
+def _run_tune_schedule(args: argparse.Namespace) -> int:
+    from gsad.checkpoints import resolve_checkpoint, update_sampler_defaults
+    from gsad.data.layouts import find_pairs
+    from gsad.inference import Enhancer
+    from gsad.tuning import format_trials, tune_schedule
+
+    source = resolve_checkpoint(args.checkpoint)
+    target = Path(args.output) if args.output else source
+    if not args.dry_run and target.suffix != ".safetensors":
+        raise InputError(f"{target}: tuned settings are stored in a gsad .safetensors file; give --output OUT.safetensors")
+    pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
+    enhancer = Enhancer(source, device=args.device)
+    trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
+                           seed=args.seed, crop=args.crop)
+    print(format_trials(trials))
+    best = trials[0]
+    print(f"best: {best.settings} (PSNR {best.psnr:.2f} dB on {len(pairs)} images)")
+    if not args.dry_run:
+        notes = {"tuned_psnr": f"{best.psnr:.3f}", "tuned_on": f"{args.data} ({len(pairs)} pairs)"}
+        update_sampler_defaults(source, best.settings, notes, output=target)
+        print(f"wrote sampler defaults to {target}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 
@@ -392,6 +464,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "convert": ("convert a reference .pth checkpoint to gsad's .safetensors", _add_convert, _run_convert),
     "synthesize": ("make synthetic low-light pairs from normal photos (camera model)", _add_synthesize,
                    _run_synthesize),
+    "tune-schedule": ("search the test schedule for the best validation PSNR; store it in the checkpoint",
+                      _add_tune_schedule, _run_tune_schedule),
     "evaluate": ("score a model or another method's outputs on paired data (plain and GT-mean)", _add_evaluate,
                  _run_evaluate),
     "train": ("train a GSAD model: stage 1 (uncertainty) or stage 2 (gsad)", _add_train, _run_train),
