@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 
 from gsad.config import NetworkConfig, SamplerConfig, from_dict, to_dict
 from gsad.errors import CheckpointError, ConfigError
+from gsad.files import atomic_write
 from gsad.network.unet import UNet
 
 FORMAT_VERSION = "1"
@@ -238,17 +238,7 @@ def save_checkpoint(
     for key, value in (notes or {}).items():
         metadata[f"gsad.{key}"] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -348,7 +338,9 @@ def _load_reference(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and EOF errors of all kinds
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint or a gsad .safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint or a gsad .safetensors file ({_first_line(exc)})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

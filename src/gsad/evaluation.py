@@ -20,7 +20,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from gsad.data.layouts import Pair
 from gsad.errors import DataError
+from gsad.files import write_text_atomic
 from gsad.images import list_images, read_image
 from gsad.metrics import LPIPS, score_pair
 
@@ -178,27 +178,12 @@ def _jsonable(value):
     return value
 
 
-def _write_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_report_json(path: str | os.PathLike, report: dict) -> Path:
     """Write ``report`` as indented JSON, atomically (replacing ``path``).
 
     Infinite scores (PSNR of identical images) are written as ``null``.
     """
-    return _write_atomic(path, json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
+    return write_text_atomic(path, json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
 
 
 def write_report_csv(path: str | os.PathLike, report: dict) -> Path:
@@ -213,4 +198,4 @@ def write_report_csv(path: str | os.PathLike, report: dict) -> Path:
     writer.writerow(["name", *keys])
     for img in images:
         writer.writerow([img["name"], *(repr(float(img[k])) for k in keys)])
-    return _write_atomic(path, buf.getvalue())
+    return write_text_atomic(path, buf.getvalue())

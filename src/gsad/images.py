@@ -11,7 +11,6 @@ Conventions (see the README):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gsad.errors import InputError
+from gsad.files import atomic_write
 
 #: File suffixes treated as images when a folder is walked.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -157,15 +157,5 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
         raise InputError(f"{path}: output exists (use --overwrite to replace it)")
     if not is_image_file(path):
         raise InputError(f"{path}: unknown output image format {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(np.ascontiguousarray(image)).save(fh, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt))

@@ -41,7 +41,6 @@ import dataclasses
 import io
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -59,6 +58,7 @@ from gsad.config import from_dict
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError
+from gsad.files import atomic_write, write_text_atomic
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.unet import UNet
 from gsad.training.config import TrainConfig
@@ -79,24 +79,6 @@ LOSS_NAMES = {"uncertainty": ("loss",), "gsad": ("loss", "loss_pix", "loss_struc
 # ----------------------------------------------------------------------------------------
 # Small helpers: atomic files, seeds
 # ----------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -387,7 +369,7 @@ class Trainer:
         import yaml
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        write_text_atomic(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         if self.frozen is not None and not (self.run_dir / UNCERTAINTY_FILE).exists():
             save_checkpoint(
                 self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
@@ -398,7 +380,7 @@ class Trainer:
         writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)  # a resumed run drops the rows logged after its state was saved
-        _write_text(self.run_dir / LOG_FILE, buffer.getvalue())
+        write_text_atomic(self.run_dir / LOG_FILE, buffer.getvalue())
 
     def _append_log(self, row: dict[str, Any]) -> None:
         header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
@@ -419,10 +401,10 @@ class Trainer:
             "data_position": self.step * self.config.batch_size,
             "world_size": self.ctx.world_size,
         }
-        _atomic_write(self.ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
+        atomic_write(self.ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
         notes = {"stage": self.stage, "step": self.step, "config": self.config.to_dict()}
         save_checkpoint(self.ckpt_dir / f"{name}.safetensors", self.ema.model, self.config.sampler, notes)
-        _write_text(self.run_dir / "latest", f"{CHECKPOINT_DIR}/{name}.safetensors\n")
+        write_text_atomic(self.run_dir / "latest", f"{CHECKPOINT_DIR}/{name}.safetensors\n")
         for old in sorted(self.ckpt_dir.glob("step_*.state.pt"))[: -self.config.keep_states]:
             old.unlink()
 
