@@ -49,7 +49,8 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     """Sampler flags shared by enhance, evaluate and convert; unset ones use the checkpoint's defaults."""
     g = parser.add_argument_group("sampler (defaults come from the checkpoint)")
     g.add_argument("--sampler", choices=SAMPLER_CHOICES,
-                   help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0)")
+                   help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
+                        "dpmpp: deterministic DPM-Solver++(2M), fewer steps")
     g.add_argument("--steps", type=_positive_int, help="number of sampling steps (paper: 20 for LOL-v1, 10 for LOL-v2)")
     g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the short linear test schedule (paper LOL-v1: 0.88)")

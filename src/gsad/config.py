@@ -79,7 +79,7 @@ PRESETS: dict[str, NetworkConfig] = {
 }
 
 
-SAMPLER_NAMES = ("reference", "ddim")
+SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 
 
 @dataclass(frozen=True)

@@ -83,4 +83,4 @@ def test_callback_counts_steps_and_registry():
         steps.clear()
         fn(Denoiser(ZeroNet(), torch.zeros(1, 3, 2, 2)), (1, 3, 2, 2), sched, None, lambda i, n: steps.append((i, n)))
         assert steps == [(i, 6) for i in range(1, 7)], name
-    assert set(SAMPLERS) == {"reference", "ddim"}
+    assert set(SAMPLERS) == {"reference", "ddim", "dpmpp"}

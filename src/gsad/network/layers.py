@@ -1,15 +1,76 @@
 """Building blocks of the SR3-style U-Net: noise-level embedding, residual block, attention.
 
 Shapes are NCHW; the noise-level embedding is ``N x C_emb``.
+
+Inference fast paths (same module tree and parameters, outputs equal up to float rounding):
+with gradients off (``torch.no_grad`` / ``torch.inference_mode``) the blocks run GroupNorm
+then an in-place Swish, add residuals in place and fold a one-row noise term into the first
+convolution's bias; with ``winograd=True`` they run large 3x3 convolutions on the CPU through
+NNPACK's Winograd kernels (see :func:`conv3x3`). With gradients on, every path is the plain,
+differentiable one used in training.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: Below this many output pixels NNPACK's Winograd convolution is slower than oneDNN's
+#: direct one on AVX2 CPUs (measured on 16x24 and 32x48 maps with 64-512 channels).
+WINOGRAD_MIN_PIXELS = 1024
+
+
+@functools.cache
+def nnpack_available() -> bool:
+    """Whether this torch build has NNPACK (the call also initialises it; needed once)."""
+    return bool(torch._nnpack_available())
+
+
+def _inference() -> bool:
+    """True when no autograd graph is being recorded: in-place fast paths are safe."""
+    return not torch.is_grad_enabled()
+
+
+def conv3x3(
+    conv: nn.Conv2d, x: torch.Tensor, bias: torch.Tensor | None = None, winograd: bool = False
+) -> torch.Tensor:
+    """``conv(x)`` (optionally with ``bias`` replacing the conv's own), through NNPACK when it pays.
+
+    NNPACK's Winograd F(6x6, 3x3) kernels do about a fifth of the multiplications of a direct
+    3x3 convolution; on a 2-core AVX2 CPU they halve the U-Net's convolution time on maps of
+    ``WINOGRAD_MIN_PIXELS`` or more. They differ from direct convolution by float rounding
+    (about 1e-5 relative). Used only when asked, with gradients off, for float32 CPU tensors
+    in NCHW layout, stride 1 and padding 1; otherwise the usual convolution runs.
+    """
+    bias = conv.bias if bias is None else bias
+    if (
+        winograd
+        and _inference()
+        and x.device.type == "cpu"
+        and not torch.is_autocast_enabled("cpu")
+        and x.dtype == torch.float32
+        and conv.weight.dtype == torch.float32
+        and x.is_contiguous()
+        and x.shape[-1] * x.shape[-2] >= WINOGRAD_MIN_PIXELS
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and nnpack_available()
+    ):
+        return torch._nnpack_spatial_convolution(x, conv.weight, bias, [1, 1], [1, 1])
+    return F.conv2d(x, conv.weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def norm_swish(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """``swish(norm(x))``; the Swish runs in place on the norm's output when gradients are off."""
+    h = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return F.silu(h, inplace=_inference())
 
 
 def sinusoidal_encoding(noise_level: torch.Tensor, dim: int) -> torch.Tensor:
@@ -43,7 +104,8 @@ class NoiseLevelEmbedding(nn.Module):
 class SelfAttention(nn.Module):
     """Single-head self-attention over all positions, with a residual connection.
 
-    ``softmax(q^T k / sqrt(C)) v`` computed by ``scaled_dot_product_attention``.
+    ``softmax(q^T k / sqrt(C)) v`` computed by ``scaled_dot_product_attention`` on
+    contiguous ``N x 1 x HW x C`` queries, keys and values (its fused CPU kernel needs them).
     """
 
     def __init__(self, channels: int, norm_groups: int) -> None:
@@ -54,10 +116,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).transpose(-1, -2).unbind(1)
-        out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1))
-        out = out.squeeze(1).transpose(-1, -2).reshape(n, c, h, w)
-        return x + self.proj(out)
+        # N x 3C x H x W -> three N x 1 x HW x C (a view of the convolution's output in channels-last)
+        qkv = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).unflatten(-1, (3, c))
+        q, k, v = (t.unsqueeze(1).contiguous() for t in qkv.unbind(2))
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = self.proj(out.squeeze(1).transpose(1, 2).unflatten(-1, (h, w)))
+        return out.add_(x) if _inference() else out + x
 
 
 class ResnetBlock(nn.Module):
@@ -65,6 +129,9 @@ class ResnetBlock(nn.Module):
 
     ``x -> h = conv1(swish(norm1(x))) + noise_proj(e);  h = conv2(drop(swish(norm2(h))));
     out = h + skip(x)``, then ``attn(out)`` when the block carries attention.
+
+    ``noise_bias`` (``N x C_out`` or ``1 x C_out``), when given, is ``noise_proj(e)`` computed
+    beforehand (``UNet.noise_biases``); it depends only on the noise level.
     """
 
     def __init__(
@@ -86,11 +153,24 @@ class ResnetBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.attn = SelfAttention(out_channels, norm_groups) if attention else None
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.noise_proj(emb)[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        h = h + self.skip(x)
+    def forward(
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor | None = None,
+        noise_bias: torch.Tensor | None = None,
+        winograd: bool = False,
+    ) -> torch.Tensor:
+        if noise_bias is None:
+            noise_bias = self.noise_proj(emb)
+        fast = _inference()
+        if fast and noise_bias.shape[0] == 1:
+            # one noise level for the whole batch: it is a per-channel constant, i.e. a conv bias
+            h = conv3x3(self.conv1, norm_swish(self.norm1, x), self.conv1.bias + noise_bias[0], winograd)
+        else:
+            h = conv3x3(self.conv1, norm_swish(self.norm1, x), winograd=winograd)
+            h = h.add_(noise_bias[:, :, None, None]) if fast else h + noise_bias[:, :, None, None]
+        h = conv3x3(self.conv2, self.dropout(norm_swish(self.norm2, h)), winograd=winograd)
+        h = h.add_(self.skip(x)) if fast else h + self.skip(x)
         return self.attn(h) if self.attn is not None else h
 
 
@@ -112,5 +192,5 @@ class Upsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: torch.Tensor, winograd: bool = False) -> torch.Tensor:
+        return conv3x3(self.conv, F.interpolate(x, scale_factor=2.0, mode="nearest"), winograd=winograd)

@@ -6,16 +6,19 @@ eps_hat (``N x 3 x H x W``) and, when built with the head, an uncertainty map P
 (``N x 3 x H x W``, the log-scale of a Laplace likelihood; see ``gsad.losses.uncertainty``).
 
 H and W must be multiples of ``config.stride``. No schedule, loss or device logic here.
+
+For inference, ``forward`` can skip the uncertainty head, take the noise-level terms
+precomputed by :meth:`UNet.noise_biases` (they depend only on the level, so a sampler can
+compute a whole schedule's at once) and use Winograd convolutions (``gsad.network.layers``).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gsad.config import NetworkConfig
-from gsad.network.layers import Downsample, NoiseLevelEmbedding, ResnetBlock, Upsample
+from gsad.network.layers import Downsample, NoiseLevelEmbedding, ResnetBlock, Upsample, conv3x3, norm_swish
 
 
 class UNet(nn.Module):
@@ -79,39 +82,79 @@ class UNet(nn.Module):
             else None
         )
 
-    def features(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        """The last decoder features (``N x base_channels x H x W``) shared by both heads."""
+    def res_blocks(self) -> list[ResnetBlock]:
+        """Every residual block in the order ``features`` runs them (encoder, middle, decoder)."""
+        blocks = [blk for level in self.encoder for blk in level["blocks"]]
+        blocks += list(self.middle)
+        blocks += [blk for level in self.decoder for blk in level["blocks"]]
+        return blocks
+
+    def noise_biases(self, noise_level: torch.Tensor) -> list[torch.Tensor]:
+        """Each residual block's noise term ``noise_proj(embed(level))``, in ``res_blocks`` order.
+
+        ``noise_level``: shape ``N``. Returns one ``N x C_block`` tensor per block; a row
+        computed for one level broadcasts over a batch at that level.
+        """
+        emb = self.noise_embed(noise_level.reshape(-1))
+        return [blk.noise_proj(emb) for blk in self.res_blocks()]
+
+    def features(
+        self,
+        x: torch.Tensor,
+        noise_level: torch.Tensor,
+        noise_biases: list[torch.Tensor] | None = None,
+        winograd: bool = False,
+    ) -> torch.Tensor:
+        """The last decoder features (``N x base_channels x H x W``) shared by both heads.
+
+        ``noise_biases``: the result of :meth:`noise_biases` for ``noise_level``, if already known.
+        """
         stride = self.config.stride
         if x.shape[-1] % stride or x.shape[-2] % stride:
             raise ValueError(f"UNet input {tuple(x.shape[-2:])} is not a multiple of the stride {stride}")
-        emb = self.noise_embed(noise_level.reshape(-1).expand(x.shape[0]) if noise_level.numel() == 1 else noise_level)
+        if noise_biases is None:
+            noise_biases = self.noise_biases(noise_level.reshape(-1).expand(x.shape[0]))
+        biases = iter(noise_biases)
 
         # 1. encoder, keeping every intermediate feature for the skips
-        h = self.stem(x)
+        h = conv3x3(self.stem, x, winograd=winograd)
         feats = [h]
         for level in self.encoder:
             for blk in level["blocks"]:
-                h = blk(h, emb)
+                h = blk(h, noise_bias=next(biases), winograd=winograd)
                 feats.append(h)
             if "down" in level:
                 h = level["down"](h)
                 feats.append(h)
         # 2. middle
         for blk in self.middle:
-            h = blk(h, emb)
+            h = blk(h, noise_bias=next(biases), winograd=winograd)
         # 3. decoder, consuming skips in reverse order
         for level in self.decoder:
             for blk in level["blocks"]:
-                h = blk(torch.cat([h, feats.pop()], dim=1), emb)
+                h = blk(torch.cat([h, feats.pop()], dim=1), noise_bias=next(biases), winograd=winograd)
             if "up" in level:
-                h = level["up"](h)
+                h = level["up"](h, winograd=winograd)
         return h
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(eps_hat, P) for input x (``N x 6 x H x W``) and noise level (``N``); P is None without the head."""
-        h = self.features(x, noise_level)
-        eps = self.out_conv(F.silu(self.out_norm(h)))
-        unc = self.uncertainty_head(h) if self.uncertainty_head is not None else None
+    def forward(
+        self,
+        x: torch.Tensor,
+        noise_level: torch.Tensor,
+        *,
+        uncertainty: bool = True,
+        noise_biases: list[torch.Tensor] | None = None,
+        winograd: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps_hat, P) for input x (``N x 6 x H x W``) and noise level (``N``); P is None without the head.
+
+        Inference options: ``uncertainty=False`` skips the uncertainty head (P is None; samplers
+        only need eps); ``noise_biases`` as in :meth:`features`; ``winograd`` see
+        :func:`gsad.network.layers.conv3x3`.
+        """
+        h = self.features(x, noise_level, noise_biases, winograd)
+        eps = conv3x3(self.out_conv, norm_swish(self.out_norm, h), winograd=winograd)
+        unc = self.uncertainty_head(h) if uncertainty and self.uncertainty_head is not None else None
         return eps, unc
 
 
