@@ -137,3 +137,11 @@ def test_exposure_and_tile_flags(tiny_checkpoint, dark_image, tmp_path):
     a, b = read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png")
     assert b.astype(int).sum() > a.astype(int).sum()
     assert read_image(tmp_path / "c.png").shape == a.shape
+
+
+def test_fp16_on_cpu_is_a_clear_error(tiny_checkpoint, dark_image, tmp_path, capsys):
+    inp = _write(tmp_path / "i.png", dark_image)
+    code = main(["enhance", str(inp), "-o", str(tmp_path / "o.png"), "--checkpoint", str(tiny_checkpoint),
+                 "--device", "cpu", "--precision", "fp16"])
+    assert code == 1 and "fp16 needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()

@@ -5,7 +5,9 @@ import torch
 from gsad.tiling import blend_window, plan_tiles, tile_starts
 
 
-@pytest.mark.parametrize("length, tile, overlap", [(100, 32, 8), (64, 64, 8), (65, 32, 16), (1000, 256, 32), (20, 64, 8)])
+@pytest.mark.parametrize(
+    "length, tile, overlap", [(100, 32, 8), (64, 64, 8), (65, 32, 16), (1000, 256, 32), (20, 64, 8)]
+)
 def test_tile_starts_cover_with_overlap(length, tile, overlap):
     starts = tile_starts(length, tile, overlap)
     size = min(tile, length)

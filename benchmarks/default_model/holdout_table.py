@@ -73,7 +73,7 @@ def main() -> None:
             rows[name] = {**report["summary"], "seconds_per_image": float(np.mean(seconds)),
                           "mean_pixels": float(np.mean([read_image(p.low).shape[0] * read_image(p.low).shape[1]
                                                         for p in pairs]))}
-    print(f"| method | PSNR | SSIM | PSNR GT-mean | SSIM GT-mean | s/image |\n|---|---|---|---|---|---|")
+    print("| method | PSNR | SSIM | PSNR GT-mean | SSIM GT-mean | s/image |\n|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['psnr_gtmean']:.2f} | {r['ssim_gtmean']:.3f} "
               f"| {r['seconds_per_image']:.2f} |")

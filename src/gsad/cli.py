@@ -84,6 +84,8 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
                    help="make the result brighter (+EV) or darker (-EV) than the model's choice, in stops")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="network precision: fp32 (default, exact), bf16 (CPUs with avx512_bf16, GPUs), fp16 (GPUs)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
 
 
@@ -146,7 +148,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     plan = plan_outputs(args.inputs, args.output, args.overwrite, report)
     if not plan:
         return 1
-    enhancer = Enhancer(args.checkpoint, device=args.device)
+    enhancer = Enhancer(args.checkpoint, device=args.device, precision=args.precision)
     settings = enhancer.settings(**sampler_overrides(args))
     if len(plan) > 1 or any(Path(p).is_dir() for p in args.inputs):
         Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -417,7 +419,8 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", default="auto",
                    choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"), help="dataset layout")
     p.add_argument("--split", default="test", choices=("train", "test"), help="LOL split to use (default test)")
-    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference", help="sampler to tune (default reference)")
+    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
+                   help="sampler to tune (default reference)")
     p.add_argument("--steps", type=_number_list(int), default=DEFAULT_STEPS, metavar="N[,N...]",
                    help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
     p.add_argument("--beta-starts", type=_number_list(float), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
@@ -441,7 +444,9 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     source = resolve_checkpoint(args.checkpoint)
     target = Path(args.output) if args.output else source
     if not args.dry_run and target.suffix != ".safetensors":
-        raise InputError(f"{target}: tuned settings are stored in a gsad .safetensors file; give --output OUT.safetensors")
+        raise InputError(
+            f"{target}: tuned settings are stored in a gsad .safetensors file; give --output OUT.safetensors"
+        )
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
     enhancer = Enhancer(source, device=args.device)
     trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,

@@ -189,7 +189,8 @@ def from_dict(cls: type[T], data: Any, source: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(names))})")
+        allowed = ", ".join(sorted(names))
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, unknown))} (allowed: {allowed})")
     kwargs = {k: _convert(v, hints[k], f"{source}: {k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

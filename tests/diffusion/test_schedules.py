@@ -49,7 +49,8 @@ def test_q_sample_and_predict_x0_invert_each_other():
     xt = q_sample(x0, level, eps)
     assert torch.allclose(predict_x0(xt, level, eps), x0, atol=1e-4)
     # variance preservation: a^2 + (1 - a^2) = 1 for unit-variance inputs
-    big = q_sample(torch.randn(1, 1, 256, 256, generator=g), torch.tensor([0.6]), torch.randn(1, 1, 256, 256, generator=g))
+    x, n = torch.randn(2, 1, 1, 256, 256, generator=g)
+    big = q_sample(x, torch.tensor([0.6]), n)
     assert abs(big.var().item() - 1.0) < 0.05
 
 
