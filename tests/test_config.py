@@ -1,0 +1,53 @@
+import pytest
+
+from gsad.config import NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.errors import ConfigError
+
+
+def test_from_dict_converts_yaml_text_numbers_and_lists():
+    s = from_dict(SamplerConfig, {"beta_start": "1e-4", "steps": "10", "sampler": "ddim"}, "x.yaml")
+    assert s.beta_start == 1e-4 and s.steps == 10 and s.sampler == "ddim"
+    n = from_dict(NetworkConfig, {"channel_mults": [1, 2], "attn_levels": [1], "base_channels": 32})
+    assert n.channel_mults == (1, 2) and n.stride == 2
+    assert from_dict(NetworkConfig, to_dict(n)) == n
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"stpes": 3}, "unknown key"),
+        ({"steps": "many"}, "steps: expected an integer"),
+        ({"steps": 2.5}, "expected an integer"),
+        ({"steps": True}, "expected an integer"),
+        ({"steps": 0}, "at least 1"),
+        ({"sampler": "euler"}, "unknown sampler"),
+        ({"beta_end": 1.5}, "must lie in"),
+    ],
+)
+def test_bad_sampler_values_name_source_and_key(data, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        from_dict(SamplerConfig, data, "run.yaml")
+    assert "run.yaml" in str(info.value)
+
+
+def test_network_validation_and_presets():
+    with pytest.raises(ConfigError, match="norm_groups"):
+        NetworkConfig(base_channels=20, norm_groups=32)
+    with pytest.raises(ConfigError, match="attention level"):
+        NetworkConfig(attn_levels=(7,))
+    assert preset("paper").base_channels == 64
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+
+
+def test_load_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such config"):
+        load_yaml(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(bad)
+    top = tmp_path / "list.yaml"
+    top.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(top)
