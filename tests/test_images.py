@@ -90,3 +90,12 @@ def test_adjust_exposure_scales_linear_light():
     assert np.allclose(ratio, 2.0, rtol=0.03)
     assert (adjust_exposure(img, -2.0) < img).all()
     assert adjust_exposure(np.full((1, 1, 3), 250, np.uint8), 3.0).max() == 255  # clipped, no wrap
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    import os
+
+    p = write_image(tmp_path / "m.png", np.zeros((2, 2, 3), np.uint8))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
