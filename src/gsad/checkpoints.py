@@ -179,12 +179,7 @@ def from_reference_state_dict(state: dict[str, torch.Tensor], source: str = "che
 def to_reference_state_dict(model: UNet, prefix: str = "denoise_fn.") -> dict[str, torch.Tensor]:
     """Our U-Net as a reference-code state dict (dead ``mlp`` layers included, as zeros)."""
     mapping = _module_map(model.config)
-    inverse: dict[str, str] = {}
     ours = model.state_dict()
-    for ref_prefix, our_prefix in mapping.items():
-        for key in ours:
-            if key.startswith(our_prefix + "."):
-                inverse.setdefault(key, ref_prefix)
     out: dict[str, torch.Tensor] = {}
     block_inv = {v: k for k, v in _BLOCK_KEYS.items()}
     for key, value in ours.items():

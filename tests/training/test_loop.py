@@ -38,14 +38,6 @@ def _write_pairs(root: Path, count: int = 3, size: tuple[int, int] = (40, 48)) -
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and they stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
     return _write_pairs(tmp_path_factory.mktemp("pairs"))
