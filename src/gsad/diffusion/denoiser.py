@@ -97,14 +97,17 @@ class Denoiser:
         self.net = net
         self.cond = cond
 
+    @staticmethod
+    def _levels(level: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """The noise level as a float32 tensor of shape N on x_t's device."""
+        return level.to(device=x_t.device, dtype=torch.float32).reshape(-1).expand(x_t.shape[0])
+
     def eps(self, x_t: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """eps_hat for x_t at noise level sqrt(alpha_bar) (shape N or scalar)."""
-        level = level.to(device=x_t.device, dtype=torch.float32).reshape(-1).expand(x_t.shape[0])
-        return self.net(torch.cat([self.cond, x_t], dim=1), level)[0]
+        return self.net(torch.cat([self.cond, x_t], dim=1), self._levels(level, x_t))[0]
 
     def x0(self, x_t: torch.Tensor, level: torch.Tensor, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0_hat, eps_hat); x0_hat clamped to [-1, 1] when ``clip``."""
         eps = self.eps(x_t, level)
-        level = level.to(device=x_t.device, dtype=torch.float32).reshape(-1).expand(x_t.shape[0])
-        x0 = predict_x0(x_t, level, eps)
+        x0 = predict_x0(x_t, self._levels(level, x_t), eps)
         return (x0.clamp(-1.0, 1.0) if clip else x0), eps
