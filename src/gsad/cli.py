@@ -356,6 +356,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-clusters", type=_positive_int,
                    help="Ward clusters per crop of the structure loss (default 6)")
     g.add_argument("--patch-size", type=_positive_int, help="patch side of the structure loss (default 8)")
+    g.add_argument("--loss-weighting", choices=("eps", "truncated-snr"),
+                   help="per-sample weight of the noise loss: eps (the paper, default) or truncated-snr "
+                        "(max of the noise and the x0 error: high noise levels count more)")
     g = p.add_argument_group("checkpoints and logs")
     g.add_argument("--checkpoint-every", type=_positive_int, help="save a checkpoint every N steps (default 1000)")
     g.add_argument("--keep-states", type=_positive_int, help="resumable .state.pt files kept (default 2)")
@@ -374,7 +377,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 _TRAIN_KEYS = (
     "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "flip", "stage", "init",
     "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start", "structure_weight", "num_clusters",
-    "patch_size", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every", "val_count",
+    "patch_size", "loss_weighting", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every", "val_count",
 )
 
 

@@ -152,3 +152,35 @@ def test_objectives_reject_networks_without_head(nets):
         stage1_objective(headless, low, high, SCHEDULE)
     with pytest.raises(ValueError, match="uncertainty head"):
         gsad_objective(net, headless, low, high, SCHEDULE)
+
+
+def test_truncated_snr_weight_is_max_of_eps_and_x0_error():
+    # w |eps_hat - eps| must equal max(|eps_hat - eps|, |x0_hat - x0|) for every level.
+    from gsad.diffusion.schedules import predict_x0
+    from gsad.losses import loss_weight
+
+    g = torch.Generator().manual_seed(3)
+    level = torch.tensor([0.05, 0.3, 0.7, 0.71, 0.95, 1.0])
+    x0 = torch.rand(6, 3, 4, 4, generator=g) * 2 - 1
+    eps = torch.randn(6, 3, 4, 4, generator=g)
+    eps_hat = eps + 0.1 * torch.randn(6, 3, 4, 4, generator=g)
+    x_t = q_sample(x0, level, eps)
+    x0_err = (predict_x0(x_t, level, eps_hat) - x0).abs()
+    eps_err = (eps_hat - eps).abs()
+    w = loss_weight(level, "truncated-snr")
+    assert w.shape == (6, 1, 1, 1)
+    torch.testing.assert_close(w * eps_err, torch.maximum(eps_err, x0_err), rtol=1e-4, atol=1e-5)
+    assert w[0].item() > 19 and w[-1].item() == 1.0  # high noise counts ~20x, no noise 1x
+    assert torch.equal(loss_weight(level, "eps"), torch.ones(6, 1, 1, 1))
+    with pytest.raises(ValueError, match="unknown 'snr'"):
+        loss_weight(level, "snr")
+
+
+def test_truncated_snr_weighting_raises_the_loss_and_changes_gradients(nets):
+    net, frozen = nets
+    low, high = _batch()
+    for objective, args in ((stage1_objective, (net,)), (gsad_objective, (net, frozen))):
+        plain, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7), weighting="eps")
+        weighted, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7),
+                                weighting="truncated-snr")
+        assert torch.isfinite(weighted) and weighted.item() > plain.item()

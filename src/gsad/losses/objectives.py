@@ -27,10 +27,37 @@ from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sa
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
-__all__ = ["gsad_objective", "posterior_sample", "stage1_objective"]
+__all__ = ["LOSS_WEIGHTINGS", "gsad_objective", "loss_weight", "posterior_sample", "stage1_objective"]
 
 #: lambda of the stage-2 pixel loss (the reference's value).
 PIXEL_LOSS_SCALE = 10.0
+
+#: Per-sample weightings of the eps residual (see :func:`loss_weight`).
+LOSS_WEIGHTINGS = ("eps", "truncated-snr")
+
+
+def loss_weight(level: torch.Tensor, weighting: str = "eps") -> torch.Tensor:
+    """Per-sample weight ``w`` of the eps residual |eps_hat - eps|, shaped ``N x 1 x 1 x 1``.
+
+    - ``eps`` (the paper, SR3): w = 1.
+    - ``truncated-snr`` (Salimans & Ho 2022, "truncated SNR" weighting, here for an L1
+      loss): w = max(1, sqrt((1 - a) / a)). Since x0_hat - x0 = -sqrt((1 - a) / a)
+      (eps_hat - eps), w |eps_hat - eps| = max(|eps_hat - eps|, |x0_hat - x0|): at low noise
+      the loss is the usual eps loss, at high noise (sqrt(a) < 1/sqrt(2)) it is the x0 error.
+      The plain eps loss gives the x0 estimate at high noise (the conditional mean of x0
+      given y, which the first steps of a short trajectory rely on) a weight of only
+      SNR = a / (1 - a), so it is learnt slowly; this weighting makes it count.
+
+    Args:
+        level: ``N`` continuous levels sqrt(a) in (0, 1].
+        weighting: one of :data:`LOSS_WEIGHTINGS`.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"loss weighting: unknown {weighting!r} (choose from {', '.join(LOSS_WEIGHTINGS)})")
+    level = level.float().reshape(-1, 1, 1, 1)
+    if weighting == "eps":
+        return torch.ones_like(level)
+    return ((1.0 - level**2).clamp_min(0.0).sqrt() / level).clamp_min(1.0)
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -62,13 +89,16 @@ def stage1_objective(
     high: torch.Tensor,
     schedule: Schedule,
     generator: torch.Generator | None = None,
+    weighting: str = "eps",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one stage-1 (uncertainty model) step.
 
     Per sample: t ~ U{1..T} and a continuous level sqrt(a) (SR3), eps ~ N(0, I),
     x_t = sqrt(a) x0 + sqrt(1 - a) eps, (eps_hat, P) = net([y, x_t], sqrt(a)), and
 
-        L = mean( exp(-P) |eps_hat - eps| + 2 P )      (see stage1_loss for the normalisation).
+        L = mean( exp(-P) w |eps_hat - eps| + 2 P )    (see stage1_loss for the normalisation)
+
+    with w = 1 (the paper) or the :func:`loss_weight` of ``weighting``.
 
     Args:
         net: U-Net with an uncertainty head (possibly wrapped, e.g. DistributedDataParallel).
@@ -76,6 +106,7 @@ def stage1_objective(
         high: x0, same shape, in [-1, 1].
         schedule: the training schedule (T = 500 linear).
         generator: CPU generator for levels and noise.
+        weighting: per-sample residual weighting, see :func:`loss_weight`.
 
     Returns:
         (scalar loss, logs ``{"loss"}`` as detached scalars).
@@ -85,7 +116,8 @@ def stage1_objective(
     if log_uncertainty is None:
         raise ValueError("stage1_objective needs a network with an uncertainty head")
     with _full_precision(high.device):
-        loss = stage1_loss(eps_hat.float(), eps, log_uncertainty.float())
+        w = loss_weight(level, weighting)  # |w a - w b| = w |a - b| with w > 0
+        loss = stage1_loss(w * eps_hat.float(), w * eps, log_uncertainty.float())
     return loss, {"loss": loss.detach()}
 
 
@@ -137,12 +169,14 @@ def gsad_objective(
     structure_weight: float = 1.0,
     num_clusters: int = 6,
     patch_size: int = 8,
+    weighting: str = "eps",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one stage-2 (GSAD) step.
 
     1. Levels and noise as in stage 1; eps_hat = net([y, x_t], sqrt(a)).
     2. P from the frozen stage-1 model on the same input (no gradients), mapped per sample
-       and channel to weights w in [0.5, 1]; L_pix = 10 mean |w (eps_hat - eps)|.
+       and channel to weights w in [0.5, 1]; L_pix = 10 mean |w (eps_hat - eps)|, times the
+       per-sample :func:`loss_weight` of ``weighting`` (1 in the paper).
     3. x_{t-1} = :func:`posterior_sample` from eps_hat (fresh noise z from ``generator``).
     4. L_s = mean over batch b and clusters k of S_bk(x0, x_{t-1}) * sqrt(a_b)^4, with S the
        spectral distance of :func:`~gsad.losses.structure.structure_distance`
@@ -163,6 +197,7 @@ def gsad_objective(
         structure_weight: weight of L_s (1 in the paper).
         num_clusters: K Ward clusters per sample (6 in the paper).
         patch_size: side of the non-overlapping patches (8 in the paper).
+        weighting: per-sample residual weighting, see :func:`loss_weight`.
 
     Returns:
         (scalar loss, logs ``{"loss", "loss_pix", "loss_structure"}`` as detached scalars).
@@ -178,7 +213,7 @@ def gsad_objective(
 
     with _full_precision(high.device):
         eps_hat = eps_hat.float()
-        weights = uncertainty_weights(log_uncertainty.float())
+        weights = uncertainty_weights(log_uncertainty.float()) * loss_weight(level, weighting)
         loss_pix = pixel_loss(eps_hat, eps, weights, PIXEL_LOSS_SCALE)
         if structure_weight == 0:
             loss_structure = torch.zeros((), device=high.device)

@@ -18,6 +18,7 @@ from typing import Any
 
 from gsad.config import NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
 from gsad.errors import ConfigError
+from gsad.losses.objectives import LOSS_WEIGHTINGS
 
 __all__ = [
     "AMP_MODES",
@@ -61,6 +62,8 @@ class TrainConfig:
       ``max_steps``, ``batch_size`` (global, split over processes), ``lr`` (Adam, no
       decay), ``ema_decay`` / ``ema_start`` (EMA of the weights, see the loop),
       ``structure_weight`` / ``num_clusters`` / ``patch_size`` (stage-2 structure loss),
+      ``loss_weighting`` (per-sample weight of the noise loss: ``eps``, the paper, or
+      ``truncated-snr``; see :func:`gsad.losses.objectives.loss_weight`),
       ``amp`` (``off``, ``bf16``, ``fp16`` autocast), ``seed``, ``device``.
     Output
       ``out``: run directory (default ``runs/<stage>-<date>-<time>``);
@@ -89,6 +92,7 @@ class TrainConfig:
     structure_weight: float = 1.0
     num_clusters: int = 6
     patch_size: int = 8
+    loss_weighting: str = "eps"
     amp: str = "off"
     seed: int = 0
     device: str = "auto"
@@ -105,6 +109,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ConfigError(f"stage: unknown stage {self.stage!r} (choose from {', '.join(STAGES)})")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(
+                f"loss_weighting: unknown {self.loss_weighting!r} (choose from {', '.join(LOSS_WEIGHTINGS)})"
+            )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")
         preset(self.preset)

@@ -422,10 +422,11 @@ class Trainer:
     def _objective(self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator):
         c = self.config
         if self.stage == "uncertainty":
-            return stage1_objective(self.net, low, high, self.schedule, generator)
+            return stage1_objective(self.net, low, high, self.schedule, generator, weighting=c.loss_weighting)
         return gsad_objective(
             self.net, self.frozen, low, high, self.schedule, generator,
             structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size,
+            weighting=c.loss_weighting,
         )
 
     def _autocast(self):
