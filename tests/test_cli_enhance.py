@@ -124,7 +124,7 @@ def test_help_explains_every_option(capsys):
     assert main(["enhance", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--output", "--checkpoint", "--sampler", "--steps", "--beta-start", "--beta-end", "--seed",
-                 "--device", "--overwrite"):
+                 "--device", "--overwrite", "--start"):
         assert flag in out
 
 
@@ -137,6 +137,10 @@ def test_exposure_and_tile_flags(tiny_checkpoint, dark_image, tmp_path):
     a, b = read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png")
     assert b.astype(int).sum() > a.astype(int).sum()
     assert read_image(tmp_path / "c.png").shape == a.shape
+    assert main([*base, "-o", str(tmp_path / "d.png"), "--start", "exposure"]) == 0
+    assert main([*base, "-o", str(tmp_path / "e.png"), "--start", "exposure", "--tile", "16"]) == 0
+    assert not np.array_equal(read_image(tmp_path / "d.png"), a)
+    assert read_image(tmp_path / "e.png").shape == a.shape
 
 
 def test_fp16_on_cpu_is_a_clear_error(tiny_checkpoint, dark_image, tmp_path, capsys):

@@ -92,6 +92,20 @@ def test_adjust_exposure_scales_linear_light():
     assert adjust_exposure(np.full((1, 1, 3), 250, np.uint8), 3.0).max() == 255  # clipped, no wrap
 
 
+def test_auto_exposure_brings_mean_luminance_to_target():
+    from gsad.images import LUMINANCE, auto_exposure, srgb_to_linear
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 40, (24, 32, 3), dtype=np.uint8)
+    out = auto_exposure(dark)
+    assert out.shape == dark.shape and out.dtype == np.uint8
+    lum = (srgb_to_linear(out / 255.0) @ LUMINANCE).mean()
+    assert abs(lum - 0.18) < 0.005  # 8-bit rounding only (nothing clips at these levels)
+    ratio = srgb_to_linear(out / 255.0)[dark > 20] / srgb_to_linear(dark / 255.0)[dark > 20]
+    assert ratio.std() / ratio.mean() < 0.02  # one global gain
+    assert np.array_equal(auto_exposure(np.zeros((2, 2, 3), np.uint8)), np.zeros((2, 2, 3), np.uint8))
+
+
 def test_outputs_get_the_usual_file_mode(tmp_path):
     import os
 

@@ -38,6 +38,29 @@ def test_seed_and_sampler_overrides(tiny_checkpoint, dark_image):
         enh.enhance(dark_image, sampler="euler")
 
 
+def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark_image, monkeypatch):
+    from gsad.diffusion import samplers
+    from gsad.images import auto_exposure, to_model
+
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    seen = {}
+    original = samplers.sample_ddim
+
+    def spy(*args, start=None, **kwargs):
+        seen["start"] = start
+        return original(*args, start=start, **kwargs)
+
+    monkeypatch.setitem(samplers.SAMPLERS, "ddim", spy)
+    warm = enh.enhance(dark_image, sampler="ddim", start="exposure")
+    # the estimate is the auto-exposure of the input, reflect-padded like the condition (20 x 28 -> stride 4)
+    expected = to_model(auto_exposure(dark_image))
+    assert seen["start"].shape == expected.shape and torch.equal(seen["start"], expected)
+    cold = enh.enhance(dark_image, sampler="ddim", start="noise")
+    assert seen["start"] is None and not np.array_equal(warm, cold)
+    with pytest.raises(ConfigError, match="start"):
+        enh.enhance(dark_image, start="image")
+
+
 def test_pad_to_multiple_reflects_and_handles_tiny_images():
     x = torch.arange(12.0).reshape(1, 1, 3, 4)
     y, (h, w) = pad_to_multiple(x, 4)

@@ -29,6 +29,9 @@ def test_tune_schedule_tries_the_grid_and_sorts(tmp_path, tiny_checkpoint):
     assert [t.psnr for t in trials] == sorted((t.psnr for t in trials), reverse=True)
     assert {(t.settings.steps, t.settings.beta_end) for t in trials} == {(1, 0.5), (1, 0.9), (2, 0.5), (2, 0.9)}
     assert "beta_start" in format_trials(trials)
+    both = tune_schedule(enh, pairs, "ddim", steps=(2,), beta_starts=(1e-3,), beta_ends=(0.5,), progress=False,
+                         starts=("noise", "exposure"))
+    assert sorted(t.settings.start for t in both) == ["exposure", "noise"] and "exposure" in format_trials(both)
     with pytest.raises(ConfigError, match="nothing to try"):
         tune_schedule(enh, pairs, "ddim", steps=(1,), beta_starts=(0.9,), beta_ends=(0.5,), progress=False)
 
@@ -47,3 +50,7 @@ def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoi
     _, original, _ = load_checkpoint(tiny_checkpoint)
     assert original.steps == 2 and original.sampler == "reference"  # untouched without in-place writing
     assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--steps", "x"]) == 2
+    assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--starts", "x"]) == 2
+    code = main(["tune-schedule", "--checkpoint", str(out), "--data", str(data), "--sampler", "ddim",
+                 "--steps", "2", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--starts", "exposure"])
+    assert code == 0 and load_checkpoint(out)[1].start == "exposure"  # stored in the checkpoint (in place)

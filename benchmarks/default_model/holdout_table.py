@@ -25,15 +25,7 @@ from skimage import exposure
 
 from gsad.data.layouts import find_pairs
 from gsad.evaluation import evaluate
-from gsad.images import linear_to_srgb, read_image, srgb_to_linear, write_image
-
-
-def auto_exposure(low: np.ndarray) -> np.ndarray:
-    """Global gain in linear light bringing the mean luminance to 18 % grey."""
-    lin = srgb_to_linear(low / 255.0)
-    lum = float((lin @ np.array([0.2126, 0.7152, 0.0722])).mean())
-    gain = 0.18 / max(lum, 1e-6)
-    return np.round(linear_to_srgb(lin * gain) * 255.0).astype(np.uint8)
+from gsad.images import auto_exposure, read_image, write_image
 
 
 def clahe(low: np.ndarray) -> np.ndarray:
@@ -56,7 +48,8 @@ def main() -> None:
         "dark input": lambda x: x,
         "auto-exposure": auto_exposure,
         "CLAHE": clahe,
-        f"gsad default ({enhancer.sampler.sampler}, {enhancer.sampler.steps} steps)": enhancer.enhance,
+        (f"gsad default ({enhancer.sampler.sampler}, {enhancer.sampler.steps} steps, "
+         f"start {enhancer.sampler.start})"): enhancer.enhance,
     }
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

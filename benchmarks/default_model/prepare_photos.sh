@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Photos for the default model, all available offline from package registries:
-#   - training: 20 colour photos from Debian's opencv-doc package;
+#   - training: 20 colour photos from Debian's opencv-doc package and 26 photos (nature, landscapes,
+#     still lifes) from the mate-backgrounds and lomiri-wallpapers packages, downscaled to 640 px on
+#     the long side (the wallpapers are 1280-2560 px: 64 px crops of them would be nearly flat);
 #   - validation (schedule tuning, training curves): 2 more opencv-doc photos, darkened with the
 #     training camera model;
 #   - held-out test: scikit-image's 6 colour photos, darkened with a *different* camera model
@@ -19,6 +21,27 @@ for n in aero1.jpg aero3.jpg aloeL.jpg apple.jpg baboon.jpg board.jpg building.j
          smarties.png squirrel_cls.jpg stuff.jpg ela_original.jpg sudoku.png; do
     cp "$src/$n" photos/train/
 done
+if [ ! -d walls/x ]; then
+    mkdir -p walls && (cd walls && apt-get download mate-backgrounds lomiri-wallpapers-16.04 \
+        lomiri-wallpapers-20.04 && for f in *.deb; do dpkg -x "$f" x; done)
+fi
+python3 - <<'PY'
+from pathlib import Path
+from PIL import Image
+mate = [f"x/usr/share/backgrounds/mate/nature/{n}.jpg" for n in (
+    "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
+    "TwoWings", "Wood", "YellowFlower")]
+lomiri = [f"x/usr/share/backgrounds/{n}.jpg" for n in (
+    "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+    "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+    "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
+    "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+    "Kleiber_by_Lukas_Baubkus")]
+for name in mate + lomiri:
+    image = Image.open(Path("walls") / name).convert("RGB")
+    image.thumbnail((640, 640), Image.LANCZOS)
+    image.save(Path("photos/train") / ("wall_" + Path(name).stem + ".png"))
+PY
 cp "$src/leuvenA.jpg" "$src/home.jpg" photos/val/
 gsad synthesize photos/val -o valpairs --seed 1 --overwrite
 gsad synthesize --bundled -o holdout --ranges holdout --seed 7 --overwrite

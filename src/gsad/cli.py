@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gsad import __version__
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
+from gsad.config import START_NAMES
 from gsad.errors import GsadError, InputError
 
 PROG = "gsad"
@@ -55,9 +56,12 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the short linear test schedule (paper LOL-v1: 0.88)")
     g.add_argument("--seed", type=int, help="seed of the sampler's noise; same seed, same output on any device")
+    g.add_argument("--start", choices=START_NAMES,
+                   help="noise: start the trajectory from pure noise (the paper); exposure: from the input's "
+                        "global auto-exposure, noised to the schedule's first level (warm start)")
 
 
-_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed")
+_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start")
 
 
 def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -372,6 +376,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
     g.add_argument("--sampler-seed", type=int, help="seed of the sampler's noise (default 4088)")
+    g.add_argument("--sampler-start", choices=START_NAMES, help="trajectory start, noise or exposure (default noise)")
 
 
 _TRAIN_KEYS = (
@@ -386,7 +391,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {k: getattr(args, k) for k in _TRAIN_KEYS}
     sampler = {"sampler": args.sampler, "steps": args.sampler_steps, "beta_start": args.beta_start,
-               "beta_end": args.beta_end, "seed": args.sampler_seed}
+               "beta_end": args.beta_end, "seed": args.sampler_seed, "start": args.sampler_start}
     overrides["sampler"] = {k: v for k, v in sampler.items() if v is not None} or None
     config = load_train_config(args.config, overrides, resume=args.resume)
     run_dir = train(config, resume=args.resume)
@@ -413,6 +418,17 @@ def _number_list(kind: type) -> Callable[[str], tuple]:
     return parse
 
 
+def _choice_list(choices: Sequence[str]) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        bad = [v for v in values if v not in choices]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(f"expected some of {','.join(choices)}, got {text!r}")
+        return values
+
+    return parse
+
+
 def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     from gsad.tuning import DEFAULT_BETA_ENDS, DEFAULT_BETA_STARTS, DEFAULT_STEPS
 
@@ -430,6 +446,9 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
                    help=f"first betas to try (default {','.join(map(str, DEFAULT_BETA_STARTS))})")
     p.add_argument("--beta-ends", type=_number_list(float), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
                    help=f"last betas to try (default {','.join(map(str, DEFAULT_BETA_ENDS))})")
+    p.add_argument("--starts", type=_choice_list(START_NAMES), default=("noise",), metavar="S[,S...]",
+                   help="trajectory starts to try: noise (the paper), exposure (warm start from the input's "
+                        "auto-exposure); default noise")
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
     p.add_argument("--max-images", type=_positive_int, help="use only the first N validation pairs")
     p.add_argument("--crop", type=_positive_int, metavar="PX", help="score a centre crop of PX x PX (faster)")
@@ -453,7 +472,7 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
     enhancer = Enhancer(source, device=args.device)
     trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
-                           seed=args.seed, crop=args.crop)
+                           seed=args.seed, crop=args.crop, starts=args.starts)
     print(format_trials(trials))
     best = trials[0]
     print(f"best: {best.settings} (PSNR {best.psnr:.2f} dB on {len(pairs)} images)")

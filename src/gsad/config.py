@@ -81,6 +81,9 @@ PRESETS: dict[str, NetworkConfig] = {
 
 SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 
+#: Where a trajectory starts: pure noise (the paper) or the noised auto-exposure of the input.
+START_NAMES = ("noise", "exposure")
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -89,6 +92,10 @@ class SamplerConfig:
     ``reference`` is the paper's ancestral sampler over a short linear schedule of ``steps``
     betas from ``beta_start`` to ``beta_end``; ``ddim`` is deterministic (eta = 0) over the
     same schedule. Defaults are the paper's LOL-v1 settings.
+
+    ``start``: ``noise`` starts the trajectory from pure noise (the paper); ``exposure``
+    starts it from the input's global auto-exposure, noised to the schedule's first level
+    (a warm start, see :func:`gsad.diffusion.samplers.initial_state`).
     """
 
     sampler: str = "reference"
@@ -96,10 +103,13 @@ class SamplerConfig:
     beta_start: float = 6e-4
     beta_end: float = 0.88
     seed: int = 4088
+    start: str = "noise"
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:
             raise ConfigError(f"sampler: unknown sampler {self.sampler!r} (choose from {', '.join(SAMPLER_NAMES)})")
+        if self.start not in START_NAMES:
+            raise ConfigError(f"start: unknown start {self.start!r} (choose from {', '.join(START_NAMES)})")
         if self.steps < 1:
             raise ConfigError(f"steps: must be at least 1, got {self.steps}")
         if not 0.0 < self.beta_start < 1.0 or not 0.0 < self.beta_end < 1.0:

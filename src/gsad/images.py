@@ -134,6 +134,23 @@ def linear_to_srgb(y: np.ndarray) -> np.ndarray:
     return np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
 
 
+#: Rec. 709 / sRGB luminance weights of linear R, G, B.
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+
+
+def auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
+    """Global auto-exposure of an ``H x W x 3`` uint8 image: one gain in linear light that
+    brings the mean luminance to ``target`` (18 % grey), clipped and re-encoded to uint8.
+
+    The simplest brightening a camera does; a baseline in the held-out table and the warm
+    start of the ``exposure`` sampler start. A black image stays black.
+    """
+    linear = srgb_to_linear(image.astype(np.float64) / 255.0)
+    luminance = float((linear @ LUMINANCE).mean())
+    gain = target / luminance if luminance > 0 else 1.0
+    return np.round(linear_to_srgb(linear * gain) * 255.0).astype(np.uint8)
+
+
 def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
     """Brighten (ev > 0) or darken (ev < 0) an ``H x W x 3`` uint8 image by ``ev`` stops.
 

@@ -24,7 +24,7 @@ from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError
-from gsad.images import adjust_exposure, as_array, from_model, to_model
+from gsad.images import adjust_exposure, as_array, auto_exposure, from_model, to_model
 from gsad.network.unet import UNet
 from gsad.tiling import TiledDenoiser
 
@@ -185,14 +185,23 @@ class Enhancer:
         callback: Callable[[int, int], None] | None = None,
         tile: int | None = None,
     ) -> torch.Tensor:
-        """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size)."""
+        """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size).
+
+        With ``settings.start == "exposure"`` the trajectory starts from the auto-exposure of
+        the whole image (computed before any tiling, so every tile starts from the same gain).
+        """
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
+        start = None
+        if settings.start == "exposure":
+            exposed = torch.cat([to_model(auto_exposure(from_model(x))) for x in low])
+            start, _ = pad_to_multiple(exposed, self.model.config.stride)
         schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
         generator = torch.Generator().manual_seed(settings.seed)
         sample = SAMPLERS[settings.sampler]
         self.net.precompute(schedule.sqrt_alpha_bar)
-        out = sample(self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback, self.device)
+        out = sample(self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback, self.device,
+                     start=start)
         return out[..., :h, :w]
 
     def enhance(
@@ -203,18 +212,22 @@ class Enhancer:
         beta_start: float | None = None,
         beta_end: float | None = None,
         seed: int | None = None,
+        start: str | None = None,
         tile: int | None = None,
         exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
-        Unset sampler options take the checkpoint's defaults. ``tile``: None tiles images over
+        Unset sampler options (``sampler`` ... ``start``, see :class:`~gsad.config.SamplerConfig`)
+        take the checkpoint's defaults. ``tile``: None tiles images over
         ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N forces tiles of side N (bounded
         memory for any size). ``exposure``: stops of brightness added to (or, negative, taken
         from) the model's result. ``callback(step, total)`` reports progress.
         """
-        settings = self.settings(sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed)
+        settings = self.settings(
+            sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start
+        )
         pixels = as_array(image)
         out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
         out = adjust_exposure(out, exposure)

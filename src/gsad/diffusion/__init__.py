@@ -1,13 +1,14 @@
 """Diffusion: schedules, the denoiser wrapper and samplers (independent of the network)."""
 
 from gsad.diffusion.denoiser import Denoiser
-from gsad.diffusion.samplers import SAMPLERS, sample_ddim, sample_reference
+from gsad.diffusion.samplers import SAMPLERS, initial_state, sample_ddim, sample_reference
 from gsad.diffusion.schedules import Schedule, linear_betas, q_sample, training_schedule
 
 __all__ = [
     "Denoiser",
     "SAMPLERS",
     "Schedule",
+    "initial_state",
     "linear_betas",
     "q_sample",
     "sample_ddim",

@@ -1,9 +1,11 @@
 """Samplers: small functions from pure noise to x0, conditioned on the low-light image.
 
-Each sampler has the signature ``sampler(denoiser, shape, schedule, generator, callback, device)``
-and returns x0 (``N x 3 x H x W`` in [-1, 1]). Noise is drawn on the CPU from ``generator``
-and moved to the denoiser's device, so one seed gives one image on any device.
-``callback(i, total)`` is called after each step (progress bars).
+Each sampler has the signature
+``sampler(denoiser, shape, schedule, generator, callback, device, start=None)`` and returns x0
+(``N x 3 x H x W`` in [-1, 1]). Noise is drawn on the CPU from ``generator`` and moved to the
+denoiser's device, so one seed gives one image on any device. ``callback(i, total)`` is called
+after each step (progress bars). ``start``, an initial estimate of x0, turns the pure-noise
+x_T into a warm start (:func:`initial_state`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,35 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
 
 
+def initial_state(
+    shape: tuple[int, ...],
+    schedule: Schedule,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """x_T: pure noise z, or with an initial estimate ``start`` of x0, that estimate noised
+    to the schedule's first level (a warm start):
+
+        x_T = z                                            (start is None: the paper)
+        x_T = sqrt(ab_T) start + sqrt(1 - ab_T) z          (start given)
+
+    The draw of z is the same either way (one normal of ``shape``), so the random-number
+    order of every sampler is unchanged. Starting the reverse process from a forward-diffused
+    estimate instead of noise is the "come closer, diffuse faster" idea of Chung, Sim and Ye
+    (CVPR 2022): the trajectory only has to correct the estimate, so a few steps go further.
+    With ``beta_end`` the schedule's first level sqrt(ab_T) sets how much of the estimate is
+    kept (``gsad tune-schedule`` chooses it on data).
+    """
+    z = randn(shape, generator, device)
+    if start is None:
+        return z
+    if tuple(start.shape) != tuple(shape):
+        raise ValueError(f"start has shape {tuple(start.shape)}, expected {tuple(shape)}")
+    level = float(schedule.sqrt_alpha_bar[-1])
+    return level * start.to(device=z.device, dtype=z.dtype) + (1.0 - level**2) ** 0.5 * z
+
+
 def sample_reference(
     denoiser: Denoiser,
     shape: tuple[int, ...],
@@ -31,16 +62,17 @@ def sample_reference(
     generator: torch.Generator | None = None,
     callback: Callback = None,
     device: torch.device | str = "cpu",
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The reference (SR3/GSAD) ancestral DDPM sampler.
 
-    x_T ~ N(0, I); for t = T-1 .. 0:
+    x_T ~ N(0, I) (or a warm start, :func:`initial_state`); for t = T-1 .. 0:
         x0_hat = clamp(x_t / sqrt(ab_t) - sqrt(1/ab_t - 1) * eps(x_t, sqrt(ab_t)), -1, 1)
         x_{t-1} = c1_t * x0_hat + c2_t * x_t + [t > 0] * exp(logvar_t / 2) * z
     Random draws in the reference's order: one normal of ``shape`` first, then one per step
     except the last; with the same seed the output matches the reference code.
     """
-    x = randn(shape, generator, device)
+    x = initial_state(shape, schedule, generator, device, start)
     total = schedule.num_steps
     c1, c2 = schedule.posterior_mean_coef1.to(device), schedule.posterior_mean_coef2.to(device)
     a, b = schedule.sqrt_recip_alpha_bar.to(device), schedule.sqrt_recipm1_alpha_bar.to(device)
@@ -69,14 +101,15 @@ def sample_ddim(
     generator: torch.Generator | None = None,
     callback: Callback = None,
     device: torch.device | str = "cpu",
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) over the schedule's steps.
 
-    x_T ~ N(0, I) (the only random draw); for t = T-1 .. 0:
+    x_T ~ N(0, I) (the only random draw; or a warm start); for t = T-1 .. 0:
         x0_hat = clamp(x0(x_t), -1, 1);  eps' = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t)
         x_{t-1} = sqrt(ab_{t-1}) x0_hat + sqrt(1 - ab_{t-1}) eps'   (ab_{-1} := 1)
     """
-    x = randn(shape, generator, device)
+    x = initial_state(shape, schedule, generator, device, start)
     total = schedule.num_steps
     for i, t in enumerate(reversed(range(total))):
         level = schedule.sqrt_alpha_bar[t]
@@ -99,20 +132,21 @@ def sample_dpmpp_2m(
     generator: torch.Generator | None = None,
     callback: Callback = None,
     device: torch.device | str = "cpu",
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M): deterministic second-order multistep solver of the probability-flow ODE.
 
     Lu et al. 2022, "DPM-Solver++", Algorithm 2 (data prediction, multistep), over the
     schedule's own steps t = T-1 .. 0, in the half log-SNR
         lambda_t = log(alpha_t / sigma_t),  alpha_t = sqrt(ab_t),  sigma_t = sqrt(1 - ab_t).
-    x_T ~ N(0, I) (the only random draw). At each t, D_t = clamp(x0(x_t), -1, 1); at t = 0
+    x_T ~ N(0, I) (the only random draw; or a warm start). At each t, D_t = clamp(x0(x_t), -1, 1); at t = 0
     the result is D_0; otherwise, with h = lambda_{t-1} - lambda_t,
         D = D_t                                      (first step: DDIM)
         D = (1 + 1/(2r)) D_t - 1/(2r) D_{t+1},  r = h_prev / h   (later steps)
         x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1} (exp(-h) - 1) D.
     One network call per step, as DDIM; with one step it is DDIM's single x0 prediction.
     """
-    x = randn(shape, generator, device)
+    x = initial_state(shape, schedule, generator, device, start)
     total = schedule.num_steps
     ab = schedule.alpha_bar.to(torch.float64)
     alpha, sigma = ab.sqrt().tolist(), (1.0 - ab).sqrt().tolist()
