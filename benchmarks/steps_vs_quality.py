@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 from gsad.checkpoints import load_checkpoint
-from gsad.config import SAMPLER_NAMES
+from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
 from gsad.diffusion.denoiser import Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
-from gsad.images import from_model, read_image, to_model
+from gsad.images import auto_exposure, from_model, read_image, to_model
 from gsad.inference import pad_to_multiple, resolve_device
 from gsad.metrics import score_pair
 
@@ -66,14 +66,18 @@ def schedule_for(kind: str, steps: int, base_steps: int, beta_start: float, beta
 
 @torch.inference_mode()
 def enhance(net: InferenceNet, low_u8: np.ndarray, sampler: str, schedule: Schedule, seed: int,
-            device: torch.device) -> np.ndarray:
+            device: torch.device, start: str = "noise") -> np.ndarray:
     """One image through ``sampler`` on ``schedule`` (as ``Enhancer.enhance_tensor``, any schedule)."""
     low = to_model(low_u8)
     padded, (h, w) = pad_to_multiple(low, net.config.stride)
     cond = padded.to(device)
+    estimate = None
+    if start == "exposure":
+        estimate, _ = pad_to_multiple(to_model(auto_exposure(low_u8)), net.config.stride)
     net.precompute(schedule.sqrt_alpha_bar)
     generator = torch.Generator().manual_seed(seed)
-    out = SAMPLERS[sampler](Denoiser(net, cond), tuple(cond.shape), schedule, generator, None, device)
+    out = SAMPLERS[sampler](Denoiser(net, cond), tuple(cond.shape), schedule, generator, None, device,
+                            start=estimate)
     return from_model(out[..., :h, :w])
 
 
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beta-start", type=float, help="base schedule's first beta (default: the checkpoint's)")
     p.add_argument("--beta-end", type=float, help="base schedule's last beta (default: the checkpoint's)")
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
+    p.add_argument("--start", choices=START_NAMES, help="trajectory start (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--no-winograd", action="store_true", help="turn off NNPACK Winograd convolutions (CPU)")
@@ -120,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     base_steps = args.base_steps or defaults.steps
     beta_start = args.beta_start if args.beta_start is not None else defaults.beta_start
     beta_end = args.beta_end if args.beta_end is not None else defaults.beta_end
+    start = args.start or defaults.start
     seed = args.seed if args.seed is not None else defaults.seed
     model = model.to(device).eval()
     net = InferenceNet(model, args.precision, channels_last=device.type == "cuda", winograd=not args.no_winograd)
     images = [(pair.name, read_image(pair.low), read_image(pair.high)) for pair in pairs]
     print(f"{len(images)} pairs from {args.data} ({args.split}); base schedule {base_steps} steps, "
-          f"beta {beta_start:g}->{beta_end:g}, {args.schedule}; seed {seed}; {device}", file=sys.stderr)
+          f"beta {beta_start:g}->{beta_end:g}, {args.schedule}; start {start}; seed {seed}; {device}", file=sys.stderr)
 
     rows = []
     for sampler in args.samplers:
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             scores, seconds = {m: [] for m in METRICS}, 0.0
             for _, low, high in images:
                 start = time.perf_counter()
-                out = enhance(net, low, sampler, schedule, seed, device)
+                out = enhance(net, low, sampler, schedule, seed, device, start)
                 seconds += time.perf_counter() - start
                 for m, v in score_pair(out, high).items():
                     if m in scores:
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "pairs": [name for name, _, _ in images], "schedule": args.schedule, "base_steps": base_steps,
-                  "beta_start": beta_start, "beta_end": beta_end, "seed": seed, "device": str(device),
+                  "beta_start": beta_start, "beta_end": beta_end, "start": start, "seed": seed, "device": str(device),
                   "precision": args.precision, "torch": torch.__version__,
                   "date": datetime.datetime.now().isoformat(timespec="seconds"), "rows": rows}
         tmp = args.json.with_name(args.json.name + ".tmp")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Photos for the default model, all available offline from package registries:
-#   - training: 20 colour photos from Debian's opencv-doc package and 26 photos (nature, landscapes,
+#   - training: 20 colour photos from Debian's opencv-doc package (photos/train_ocv, the first
+#     stages of the default model) and, in photos/train, those plus 26 photos (nature, landscapes,
 #     still lifes) from the mate-backgrounds and lomiri-wallpapers packages, downscaled to 640 px on
 #     the long side (the wallpapers are 1280-2560 px: 64 px crops of them would be nearly flat);
 #   - validation (schedule tuning, training curves): 2 more opencv-doc photos, darkened with the
@@ -15,11 +16,11 @@ if [ ! -d ocv ]; then
     mkdir -p ocv && (cd ocv && apt-get download opencv-doc && dpkg -x opencv-doc_*.deb x)
 fi
 src=ocv/x/usr/share/doc/opencv-doc/examples/data
-mkdir -p photos/train photos/val
+mkdir -p photos/train photos/train_ocv photos/val
 for n in aero1.jpg aero3.jpg aloeL.jpg apple.jpg baboon.jpg board.jpg building.jpg butterfly.jpg \
          fruits.jpg graf1.png left.jpg licenseplate_motion.jpg messi5.jpg orange.jpg rubberwhale1.png \
          smarties.png squirrel_cls.jpg stuff.jpg ela_original.jpg sudoku.png; do
-    cp "$src/$n" photos/train/
+    cp "$src/$n" photos/train/ && cp "$src/$n" photos/train_ocv/
 done
 if [ ! -d walls/x ]; then
     mkdir -p walls && (cd walls && apt-get download mate-backgrounds lomiri-wallpapers-16.04 \
