@@ -125,13 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     base_steps = args.base_steps or defaults.steps
     beta_start = args.beta_start if args.beta_start is not None else defaults.beta_start
     beta_end = args.beta_end if args.beta_end is not None else defaults.beta_end
-    start = args.start or defaults.start
+    start_from = args.start or defaults.start
     seed = args.seed if args.seed is not None else defaults.seed
     model = model.to(device).eval()
     net = InferenceNet(model, args.precision, channels_last=device.type == "cuda", winograd=not args.no_winograd)
     images = [(pair.name, read_image(pair.low), read_image(pair.high)) for pair in pairs]
     print(f"{len(images)} pairs from {args.data} ({args.split}); base schedule {base_steps} steps, "
-          f"beta {beta_start:g}->{beta_end:g}, {args.schedule}; start {start}; seed {seed}; {device}", file=sys.stderr)
+          f"beta {beta_start:g}->{beta_end:g}, {args.schedule}; start {start_from}; seed {seed}; {device}",
+          file=sys.stderr)
 
     rows = []
     for sampler in args.samplers:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             scores, seconds = {m: [] for m in METRICS}, 0.0
             for _, low, high in images:
                 start = time.perf_counter()
-                out = enhance(net, low, sampler, schedule, seed, device, start)
+                out = enhance(net, low, sampler, schedule, seed, device, start_from)
                 seconds += time.perf_counter() - start
                 for m, v in score_pair(out, high).items():
                     if m in scores:
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "pairs": [name for name, _, _ in images], "schedule": args.schedule, "base_steps": base_steps,
-                  "beta_start": beta_start, "beta_end": beta_end, "start": start, "seed": seed, "device": str(device),
+                  "beta_start": beta_start, "beta_end": beta_end, "start": start_from, "seed": seed,
+                  "device": str(device),
                   "precision": args.precision, "torch": torch.__version__,
                   "date": datetime.datetime.now().isoformat(timespec="seconds"), "rows": rows}
         tmp = args.json.with_name(args.json.name + ".tmp")

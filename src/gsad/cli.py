@@ -382,7 +382,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 _TRAIN_KEYS = (
     "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "flip", "stage", "init",
     "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start", "structure_weight", "num_clusters",
-    "patch_size", "loss_weighting", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every", "val_count",
+    "patch_size", "loss_weighting", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every",
+    "val_count",
 )
 
 

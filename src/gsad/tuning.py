@@ -1,9 +1,10 @@
 """Choose sampler settings on data: a grid search of the test schedule for the best PSNR.
 
 The paper's authors tune the short test schedule (steps, beta_start, beta_end) by hand per
-dataset (and always start from noise); :func:`tune_schedule` measures every combination of a grid on validation pairs and
-returns the one with the highest mean PSNR (plain protocol: brightness errors count), ties
-going to fewer steps. ``gsad tune-schedule`` writes the winner into the checkpoint.
+dataset (always from noise); :func:`tune_schedule` measures every combination of a grid
+(optionally also of the trajectory start) on validation pairs and returns the one with the
+highest mean PSNR (plain protocol: brightness errors count), ties going to fewer steps.
+``gsad tune-schedule`` writes the winner into the checkpoint.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from gsad.diffusion import SAMPLERS, Denoiser, Schedule, sample_ddim, sample_reference

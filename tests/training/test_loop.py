@@ -300,6 +300,7 @@ def test_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     # every option has help text; YAML use and shipped configs are explained
     for flag in ("--data", "--stage", "--init", "--preset", "--max-steps", "--batch-size", "--crop", "--lr", "--out",
-                 "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic", "--loss-weighting"):
+                 "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic",
+                 "--loss-weighting"):
         assert flag in text
     assert "lolv1_gsad" in text and "YAML" in text
