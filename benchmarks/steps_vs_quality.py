@@ -39,8 +39,8 @@ from gsad.diffusion.denoiser import Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
-from gsad.images import auto_exposure, from_model, read_image, to_model
-from gsad.inference import pad_to_multiple, resolve_device
+from gsad.images import from_model, read_image, to_model
+from gsad.inference import pad_to_multiple, resolve_device, start_estimate
 from gsad.metrics import score_pair
 
 METRICS = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")
@@ -71,9 +71,7 @@ def enhance(net: InferenceNet, low_u8: np.ndarray, sampler: str, schedule: Sched
     low = to_model(low_u8)
     padded, (h, w) = pad_to_multiple(low, net.config.stride)
     cond = padded.to(device)
-    estimate = None
-    if start == "exposure":
-        estimate, _ = pad_to_multiple(to_model(auto_exposure(low_u8)), net.config.stride)
+    estimate = start_estimate(low, start, net.config.stride)
     net.precompute(schedule.sqrt_alpha_bar)
     generator = torch.Generator().manual_seed(seed)
     out = SAMPLERS[sampler](Denoiser(net, cond), tuple(cond.shape), schedule, generator, None, device,

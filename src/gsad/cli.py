@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gsad import __version__
+from gsad.config import LOSS_WEIGHTINGS, START_NAMES
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
-from gsad.config import START_NAMES
 from gsad.errors import GsadError, InputError
 
 PROG = "gsad"
@@ -360,7 +360,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-clusters", type=_positive_int,
                    help="Ward clusters per crop of the structure loss (default 6)")
     g.add_argument("--patch-size", type=_positive_int, help="patch side of the structure loss (default 8)")
-    g.add_argument("--loss-weighting", choices=("eps", "truncated-snr"),
+    g.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
                    help="per-sample weight of the noise loss: eps (the paper, default) or truncated-snr "
                         "(max of the noise and the x0 error: high noise levels count more)")
     g = p.add_argument_group("checkpoints and logs")

@@ -84,6 +84,9 @@ SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 #: Where a trajectory starts: pure noise (the paper) or the noised auto-exposure of the input.
 START_NAMES = ("noise", "exposure")
 
+#: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
+LOSS_WEIGHTINGS = ("eps", "truncated-snr")
+
 
 @dataclass(frozen=True)
 class SamplerConfig:

@@ -73,6 +73,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
+def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:
+    """The samplers' ``start`` for a trajectory start name: None for ``noise``; for ``exposure``
+    the global auto-exposure of each whole image in ``low`` (``N x 3 x H x W`` in [-1, 1]),
+    reflect-padded to ``stride`` like the condition (computed before any tiling, so every tile
+    starts from the same gain)."""
+    if start == "noise":
+        return None
+    exposed = torch.cat([to_model(auto_exposure(from_model(x))) for x in low])
+    return pad_to_multiple(exposed, stride)[0]
+
+
 class Enhancer:
     """Enhance low-light images with a GSAD model.
 
@@ -187,15 +198,11 @@ class Enhancer:
     ) -> torch.Tensor:
         """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size).
 
-        With ``settings.start == "exposure"`` the trajectory starts from the auto-exposure of
-        the whole image (computed before any tiling, so every tile starts from the same gain).
+        ``settings.start`` picks the trajectory's start (:func:`start_estimate`).
         """
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
-        start = None
-        if settings.start == "exposure":
-            exposed = torch.cat([to_model(auto_exposure(from_model(x))) for x in low])
-            start, _ = pad_to_multiple(exposed, self.model.config.stride)
+        start = start_estimate(low, settings.start, self.model.config.stride)
         schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
         generator = torch.Generator().manual_seed(settings.seed)
         sample = SAMPLERS[settings.sampler]

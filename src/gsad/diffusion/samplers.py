@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from gsad.diffusion.denoiser import Denoiser
-from gsad.diffusion.schedules import Schedule
+from gsad.diffusion.schedules import Schedule, q_sample
 
 Callback = Callable[[int, int], None] | None
 
@@ -51,8 +51,7 @@ def initial_state(
         return z
     if tuple(start.shape) != tuple(shape):
         raise ValueError(f"start has shape {tuple(start.shape)}, expected {tuple(shape)}")
-    level = float(schedule.sqrt_alpha_bar[-1])
-    return level * start.to(device=z.device, dtype=z.dtype) + (1.0 - level**2) ** 0.5 * z
+    return q_sample(start.to(device=z.device, dtype=z.dtype), schedule.sqrt_alpha_bar[-1:].to(z.device), z)
 
 
 def sample_reference(

@@ -23,6 +23,7 @@ import contextlib
 import torch
 from torch import nn
 
+from gsad.config import LOSS_WEIGHTINGS
 from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sample_training_levels
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
@@ -31,9 +32,6 @@ __all__ = ["LOSS_WEIGHTINGS", "gsad_objective", "loss_weight", "posterior_sample
 
 #: lambda of the stage-2 pixel loss (the reference's value).
 PIXEL_LOSS_SCALE = 10.0
-
-#: Per-sample weightings of the eps residual (see :func:`loss_weight`).
-LOSS_WEIGHTINGS = ("eps", "truncated-snr")
 
 
 def loss_weight(level: torch.Tensor, weighting: str = "eps") -> torch.Tensor:

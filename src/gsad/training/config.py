@@ -16,9 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gsad.config import NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
 from gsad.errors import ConfigError
-from gsad.losses.objectives import LOSS_WEIGHTINGS
 
 __all__ = [
     "AMP_MODES",
