@@ -36,14 +36,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _beta(text: str) -> float:
+def _unit_number(text: str, closed: bool) -> float:
+    """A float in (0, 1), or in [0, 1] when ``closed``; argparse's one-line error otherwise."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {value}")
+    if not (0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0):
+        raise argparse.ArgumentTypeError(f"must lie in {'[0, 1]' if closed else '(0, 1)'}, got {value}")
     return value
+
+
+def _beta(text: str) -> float:
+    return _unit_number(text, closed=False)
+
+
+def _fraction(text: str) -> float:
+    return _unit_number(text, closed=True)
 
 
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
@@ -363,6 +372,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
                    help="per-sample weight of the noise loss: eps (the paper, default) or truncated-snr "
                         "(max of the noise and the x0 error: high noise levels count more)")
+    g.add_argument("--warm-start", type=_fraction, metavar="FRACTION",
+                   help="fraction (0-1) of the samples at the samplers' start noise levels (alpha_bar <= 0.75) "
+                        "noised from the auto-exposed input instead of the target, so the model learns to "
+                        "clean the exposure start's noise (default 0: the paper)")
     g = p.add_argument_group("checkpoints and logs")
     g.add_argument("--checkpoint-every", type=_positive_int, help="save a checkpoint every N steps (default 1000)")
     g.add_argument("--keep-states", type=_positive_int, help="resumable .state.pt files kept (default 2)")
@@ -382,8 +395,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 _TRAIN_KEYS = (
     "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "flip", "stage", "init",
     "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start", "structure_weight", "num_clusters",
-    "patch_size", "loss_weighting", "checkpoint_every", "keep_states", "log_every", "val_data", "val_every",
-    "val_count",
+    "patch_size", "loss_weighting", "warm_start", "checkpoint_every", "keep_states", "log_every", "val_data",
+    "val_every", "val_count",
 )
 
 

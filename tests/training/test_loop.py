@@ -248,10 +248,10 @@ def test_cli_train_flags_over_yaml(pairs, tmp_path):
     out = tmp_path / "run"
     path.write_text(f"data: {pairs}\nmax_steps: 50\ncrop: 32\nbatch_size: 2\nlog_every: 1\ndevice: cpu\n")
     assert main(["train", "--config", str(path), "--max-steps", "1", "--out", str(out), "--no-flip",
-                 "--loss-weighting", "truncated-snr"]) == 0
+                 "--loss-weighting", "truncated-snr", "--warm-start", "0.5"]) == 0
     stored = yaml.safe_load((out / "config.yaml").read_text())
     assert stored["max_steps"] == 1 and stored["crop"] == 32 and stored["flip"] is False
-    assert stored["loss_weighting"] == "truncated-snr"
+    assert stored["loss_weighting"] == "truncated-snr" and stored["warm_start"] == 0.5
     assert (out / "latest").read_text().strip() == "checkpoints/step_0000001.safetensors"
     assert read_metadata(out / "checkpoints" / "step_0000001.safetensors")["gsad.step"] == "1"
 
@@ -275,6 +275,10 @@ def test_cli_errors(pairs, stage1_run, tmp_path, capsys):
     _one_line_error(capsys, ["train", "--config", str(bad)], "max_steps", "integer")
     bad.write_text("loss_weighting: snr\n")
     _one_line_error(capsys, ["train", "--config", str(bad)], "loss_weighting", "truncated-snr")
+    bad.write_text("warm_start: 2\n")
+    _one_line_error(capsys, ["train", "--config", str(bad)], "warm_start", "[0, 1]")
+    assert main(["train", "--data", str(pairs), "--warm-start", "-0.1"]) == 2  # argparse's usage error
+    assert "--warm-start: must lie in [0, 1]" in capsys.readouterr().err
     _one_line_error(capsys, ["train", "--config", "no_such_config"], "no_such_config", "lolv1_gsad")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad"], "--init")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(tmp_path / "nope")],
@@ -301,6 +305,6 @@ def test_help_explains_every_option(capsys):
     # every option has help text; YAML use and shipped configs are explained
     for flag in ("--data", "--stage", "--init", "--preset", "--max-steps", "--batch-size", "--crop", "--lr", "--out",
                  "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic",
-                 "--loss-weighting"):
+                 "--loss-weighting", "--warm-start"):
         assert flag in text
     assert "lolv1_gsad" in text and "YAML" in text

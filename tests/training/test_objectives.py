@@ -184,3 +184,45 @@ def test_truncated_snr_weighting_raises_the_loss_and_changes_gradients(nets):
         weighted, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7),
                                 weighting="truncated-snr")
         assert torch.isfinite(weighted) and weighted.item() > plain.item()
+
+
+def test_warm_noised_input_has_exact_effective_noise():
+    # A warm sample is noised from the start s; its target makes predict_x0 give x0 back exactly.
+    from gsad.diffusion.schedules import predict_x0
+    from gsad.losses import noised_input
+
+    g = torch.Generator().manual_seed(4)
+    level = torch.tensor([0.3, 0.6, 0.8])
+    x0, start = (torch.rand(3, 3, 8, 8, generator=g) * 2 - 1 for _ in range(2))
+    eps = torch.randn(3, 3, 8, 8, generator=g)
+    warm = torch.tensor([True, False, True])
+    x_t, target = noised_input(x0, level, eps, start, warm)
+    torch.testing.assert_close(x_t[warm], q_sample(start, level, eps)[warm])
+    torch.testing.assert_close(x_t[~warm], q_sample(x0, level, eps)[~warm])
+    torch.testing.assert_close(predict_x0(x_t, level, target), x0, rtol=1e-4, atol=1e-5)
+    assert torch.equal(target[1], eps[1]) and not torch.allclose(target[0], eps[0])
+    plain = noised_input(x0, level, eps)
+    assert torch.equal(plain[0], q_sample(x0, level, eps)) and torch.equal(plain[1], eps)
+
+
+def test_warm_start_only_at_start_levels_and_off_keeps_the_random_stream(nets):
+    from gsad.losses import WARM_MAX_ALPHA_BAR
+    from gsad.losses.objectives import _draw
+
+    g = torch.Generator().manual_seed(0)
+    high = torch.rand(64, 3, 4, 4, generator=g) * 2 - 1
+    start = high + 0.5  # far from x0: any warm sample has a target far from standard noise
+    t0, level0, eps0, x0_t = _draw(high, SCHEDULE, torch.Generator().manual_seed(9))
+    t1, level1, eps1, x1_t = _draw(high, SCHEDULE, torch.Generator().manual_seed(9), start, 0.0)
+    assert torch.equal(level0, level1) and torch.equal(eps0, eps1) and torch.equal(x0_t, x1_t)
+    _, level, target, x_t = _draw(high, SCHEDULE, torch.Generator().manual_seed(9), start, 1.0)
+    moved = (target - eps0).abs().flatten(1).amax(1) > 1e-3
+    assert torch.equal(moved, level**2 <= WARM_MAX_ALPHA_BAR)  # every start level, and only those
+    assert 0 < moved.sum() < 64
+    net, frozen = nets
+    low, high = _batch()
+    for objective, args in ((stage1_objective, (net,)), (gsad_objective, (net, frozen))):
+        plain, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7))
+        warm, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7), start=high * 0 + 0.9,
+                            warm_start=1.0)
+        assert torch.isfinite(warm) and warm.item() != plain.item()

@@ -1,13 +1,23 @@
 """Training losses: stage-1 aleatoric loss, stage-2 pixel and structure losses."""
 
-from gsad.losses.objectives import LOSS_WEIGHTINGS, gsad_objective, loss_weight, posterior_sample, stage1_objective
+from gsad.losses.objectives import (
+    LOSS_WEIGHTINGS,
+    WARM_MAX_ALPHA_BAR,
+    gsad_objective,
+    loss_weight,
+    noised_input,
+    posterior_sample,
+    stage1_objective,
+)
 from gsad.losses.structure import patch_matrix, structure_distance, ward_clusters
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
     "LOSS_WEIGHTINGS",
+    "WARM_MAX_ALPHA_BAR",
     "gsad_objective",
     "loss_weight",
+    "noised_input",
     "patch_matrix",
     "pixel_loss",
     "posterior_sample",

@@ -28,10 +28,17 @@ from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sa
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
-__all__ = ["LOSS_WEIGHTINGS", "gsad_objective", "loss_weight", "posterior_sample", "stage1_objective"]
+__all__ = [
+    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "posterior_sample",
+    "stage1_objective",
+]
 
 #: lambda of the stage-2 pixel loss (the reference's value).
 PIXEL_LOSS_SCALE = 10.0
+
+#: Warm-start training (:func:`noised_input`) applies at levels with alpha_bar <= 0.75: the
+#: first levels of short sampling trajectories, where a warm start is noised to.
+WARM_MAX_ALPHA_BAR = 0.75
 
 
 def loss_weight(level: torch.Tensor, weighting: str = "eps") -> torch.Tensor:
@@ -63,14 +70,66 @@ def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device)
 
 
+def noised_input(
+    high: torch.Tensor,
+    level: torch.Tensor,
+    eps: torch.Tensor,
+    start: torch.Tensor | None = None,
+    warm: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_t, noise target) of a training batch; with warm starts, the samplers' start state.
+
+    Plain (the paper): x_t = sqrt(a) x0 + sqrt(1 - a) eps and the target is eps.
+
+    Warm-start samples (``warm[b]`` true) are noised from the start estimate s (for the
+    ``exposure`` start, the auto-exposed input) instead of x0, as the samplers' first state
+    is, and the target is the *effective* noise that explains x_t from the true x0:
+
+        x_t = sqrt(a) s + sqrt(1 - a) eps,    eps_eff = (x_t - sqrt(a) x0) / sqrt(1 - a)
+            = eps + sqrt(a / (1 - a)) (s - x0)
+
+    so that predict_x0(x_t, eps_eff) = x0 exactly: the network learns that the signal in a
+    warm x_t carries the start's errors (amplified sensor noise, a wrong exposure) and must
+    not be kept. Without this, a model trained on clean x0 takes that noise for signal.
+
+    Args:
+        high: x0, ``B x 3 x H x W``.
+        level: ``B`` levels sqrt(a).
+        eps: standard normal noise like ``high``.
+        start: s, like ``high``, or None.
+        warm: ``B`` booleans, which samples start warm (None: none).
+    """
+    x_t = q_sample(high, level, eps)
+    if start is None or warm is None or not bool(warm.any()):
+        return x_t, eps
+    g, warm = level.reshape(-1, 1, 1, 1), warm.reshape(-1, 1, 1, 1)
+    x_t = torch.where(warm, q_sample(start, level, eps), x_t)
+    return x_t, torch.where(warm, (x_t - g * high) / (1.0 - g**2).clamp_min(1e-12).sqrt(), eps)
+
+
 def _draw(
-    high: torch.Tensor, schedule: Schedule, generator: torch.Generator | None
+    high: torch.Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None,
+    start: torch.Tensor | None = None,
+    warm_start: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(t index, level sqrt(a), noise eps, x_t) for a batch of ground truths x0 = ``high``."""
+    """(t index, level sqrt(a), noise target, x_t) for a batch of ground truths x0 = ``high``.
+
+    With ``start`` and ``warm_start`` > 0, each sample whose level has alpha_bar <=
+    :data:`WARM_MAX_ALPHA_BAR` is noised from ``start`` with probability ``warm_start``
+    (:func:`noised_input`); the extra uniform draws are made only then, so runs without
+    warm starts keep their random stream.
+    """
     t_index, level = sample_training_levels(schedule, high.shape[0], generator)
     t_index, level = t_index.to(high.device), level.to(high.device)
     eps = _noise(high, generator)
-    return t_index, level, eps, q_sample(high, level, eps)
+    warm = None
+    if start is not None and warm_start > 0:
+        u = torch.rand(high.shape[0], generator=generator).to(high.device)
+        warm = (u < warm_start) & (level**2 <= WARM_MAX_ALPHA_BAR)
+    x_t, target = noised_input(high, level, eps, start, warm)
+    return t_index, level, target, x_t
 
 
 def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
@@ -88,6 +147,8 @@ def stage1_objective(
     schedule: Schedule,
     generator: torch.Generator | None = None,
     weighting: str = "eps",
+    start: torch.Tensor | None = None,
+    warm_start: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one stage-1 (uncertainty model) step.
 
@@ -105,11 +166,15 @@ def stage1_objective(
         schedule: the training schedule (T = 500 linear).
         generator: CPU generator for levels and noise.
         weighting: per-sample residual weighting, see :func:`loss_weight`.
+        start: the samplers' start estimate of x0 (e.g. the auto-exposed ``low``) for
+            warm-start training, or None.
+        warm_start: fraction of samples at start levels noised from ``start`` (0: the
+            paper); eps is then the effective noise of :func:`noised_input`.
 
     Returns:
         (scalar loss, logs ``{"loss"}`` as detached scalars).
     """
-    _, level, eps, x_t = _draw(high, schedule, generator)
+    _, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
     eps_hat, log_uncertainty = net(torch.cat([low, x_t], dim=1), level)
     if log_uncertainty is None:
         raise ValueError("stage1_objective needs a network with an uncertainty head")
@@ -168,6 +233,8 @@ def gsad_objective(
     num_clusters: int = 6,
     patch_size: int = 8,
     weighting: str = "eps",
+    start: torch.Tensor | None = None,
+    warm_start: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one stage-2 (GSAD) step.
 
@@ -196,11 +263,12 @@ def gsad_objective(
         num_clusters: K Ward clusters per sample (6 in the paper).
         patch_size: side of the non-overlapping patches (8 in the paper).
         weighting: per-sample residual weighting, see :func:`loss_weight`.
+        start, warm_start: warm-start training, as in :func:`stage1_objective`.
 
     Returns:
         (scalar loss, logs ``{"loss", "loss_pix", "loss_structure"}`` as detached scalars).
     """
-    t_index, level, eps, x_t = _draw(high, schedule, generator)
+    t_index, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
     z = _noise(high, generator)
     inputs = torch.cat([low, x_t], dim=1)
     eps_hat, _ = net(inputs, level)

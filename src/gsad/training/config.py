@@ -62,7 +62,10 @@ class TrainConfig:
       decay), ``ema_decay`` / ``ema_start`` (EMA of the weights, see the loop),
       ``structure_weight`` / ``num_clusters`` / ``patch_size`` (stage-2 structure loss),
       ``loss_weighting`` (per-sample weight of the noise loss: ``eps``, the paper, or
-      ``truncated-snr``; see :func:`gsad.losses.objectives.loss_weight`),
+      ``truncated-snr``; see :func:`gsad.losses.objectives.loss_weight`), ``warm_start``
+      (fraction in [0, 1] of the samples at the samplers' start levels that are noised from
+      the auto-exposed input instead of the target, to match the ``exposure`` sampler start;
+      0, the paper, turns it off; see :func:`gsad.losses.objectives.noised_input`),
       ``amp`` (``off``, ``bf16``, ``fp16`` autocast), ``seed``, ``device``.
     Output
       ``out``: run directory (default ``runs/<stage>-<date>-<time>``);
@@ -92,6 +95,7 @@ class TrainConfig:
     num_clusters: int = 6
     patch_size: int = 8
     loss_weighting: str = "eps"
+    warm_start: float = 0.0
     amp: str = "off"
     seed: int = 0
     device: str = "auto"
@@ -112,6 +116,8 @@ class TrainConfig:
             raise ConfigError(
                 f"loss_weighting: unknown {self.loss_weighting!r} (choose from {', '.join(LOSS_WEIGHTINGS)})"
             )
+        if not 0.0 <= self.warm_start <= 1.0:
+            raise ConfigError(f"warm_start: need a fraction in [0, 1], got {self.warm_start}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")
         preset(self.preset)

@@ -59,6 +59,7 @@ from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError
 from gsad.files import atomic_write, write_text_atomic
+from gsad.inference import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.unet import UNet
 from gsad.training.config import TrainConfig
@@ -421,12 +422,14 @@ class Trainer:
 
     def _objective(self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator):
         c = self.config
+        # Warm-start training noises some samples from the auto-exposed input (of each crop).
+        start = start_estimate(low, "exposure", 1).to(low.device) if c.warm_start > 0 else None
+        warm = {"weighting": c.loss_weighting, "start": start, "warm_start": c.warm_start}
         if self.stage == "uncertainty":
-            return stage1_objective(self.net, low, high, self.schedule, generator, weighting=c.loss_weighting)
+            return stage1_objective(self.net, low, high, self.schedule, generator, **warm)
         return gsad_objective(
             self.net, self.frozen, low, high, self.schedule, generator,
-            structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size,
-            weighting=c.loss_weighting,
+            structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size, **warm,
         )
 
     def _autocast(self):
