@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsad.checkpoints import load_checkpoint
+from gsad.checkpoints import load_checkpoint, read_metadata
 from gsad.cli import main
 from gsad.data.layouts import find_pairs
 from gsad.errors import ConfigError
@@ -32,8 +32,13 @@ def test_tune_schedule_tries_the_grid_and_sorts(tmp_path, tiny_checkpoint):
     both = tune_schedule(enh, pairs, "ddim", steps=(2,), beta_starts=(1e-3,), beta_ends=(0.5,), progress=False,
                          starts=("noise", "exposure"))
     assert sorted(t.settings.start for t in both) == ["exposure", "noise"] and "exposure" in format_trials(both)
+    by_ssim = tune_schedule(enh, pairs, "ddim", steps=(1, 2), beta_starts=(1e-3,), beta_ends=(0.5, 0.9),
+                            progress=False, metric="ssim")
+    assert [t.ssim for t in by_ssim] == sorted((t.ssim for t in trials), reverse=True)
     with pytest.raises(ConfigError, match="nothing to try"):
         tune_schedule(enh, pairs, "ddim", steps=(1,), beta_starts=(0.9,), beta_ends=(0.5,), progress=False)
+    with pytest.raises(ConfigError, match="unknown metric 'lpips'"):
+        tune_schedule(enh, pairs, "ddim", steps=(1,), progress=False, metric="lpips")
 
 
 def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoint, capsys):
@@ -54,3 +59,7 @@ def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoi
     code = main(["tune-schedule", "--checkpoint", str(out), "--data", str(data), "--sampler", "ddim",
                  "--steps", "2", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--starts", "exposure"])
     assert code == 0 and load_checkpoint(out)[1].start == "exposure"  # stored in the checkpoint (in place)
+    code = main(["tune-schedule", "--checkpoint", str(out), "--data", str(data), "--sampler", "ddim",
+                 "--steps", "1,2", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--metric", "ssim"])
+    assert code == 0 and "best by ssim" in capsys.readouterr().out
+    assert read_metadata(out)["gsad.tuned_metric"] == "ssim"

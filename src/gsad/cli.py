@@ -444,7 +444,7 @@ def _choice_list(choices: Sequence[str]) -> Callable[[str], tuple]:
 
 
 def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
-    from gsad.tuning import DEFAULT_BETA_ENDS, DEFAULT_BETA_STARTS, DEFAULT_STEPS
+    from gsad.tuning import DEFAULT_BETA_ENDS, DEFAULT_BETA_STARTS, DEFAULT_STEPS, METRICS
 
     p.add_argument("--checkpoint", required=True, metavar="C",
                    help="gsad .safetensors file or run folder to tune (written in place unless --output)")
@@ -463,6 +463,9 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--starts", type=_choice_list(START_NAMES), default=("noise",), metavar="S[,S...]",
                    help="trajectory starts to try: noise (the paper), exposure (warm start from the input's "
                         "auto-exposure); default noise")
+    p.add_argument("--metric", choices=METRICS, default="psnr",
+                   help="what picks the winner: mean psnr (default; brightness errors weigh most) or mean ssim "
+                        "(residual noise and lost detail weigh more); the other breaks ties after fewer steps")
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
     p.add_argument("--max-images", type=_positive_int, help="use only the first N validation pairs")
     p.add_argument("--crop", type=_positive_int, metavar="PX", help="score a centre crop of PX x PX (faster)")
@@ -486,12 +489,14 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
     enhancer = Enhancer(source, device=args.device)
     trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
-                           seed=args.seed, crop=args.crop, starts=args.starts)
+                           seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric)
     print(format_trials(trials))
     best = trials[0]
-    print(f"best: {best.settings} (PSNR {best.psnr:.2f} dB on {len(pairs)} images)")
+    print(f"best by {args.metric}: {best.settings} (PSNR {best.psnr:.2f} dB, SSIM {best.ssim:.4f} "
+          f"on {len(pairs)} images)")
     if not args.dry_run:
-        notes = {"tuned_psnr": f"{best.psnr:.3f}", "tuned_on": f"{args.data} ({len(pairs)} pairs)"}
+        notes = {"tuned_psnr": f"{best.psnr:.3f}", "tuned_ssim": f"{best.ssim:.4f}", "tuned_metric": args.metric,
+                 "tuned_on": f"{args.data} ({len(pairs)} pairs)"}
         update_sampler_defaults(source, best.settings, notes, output=target)
         print(f"wrote sampler defaults to {target}")
     return 0
@@ -506,7 +511,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "convert": ("convert a reference .pth checkpoint to gsad's .safetensors", _add_convert, _run_convert),
     "synthesize": ("make synthetic low-light pairs from normal photos (camera model)", _add_synthesize,
                    _run_synthesize),
-    "tune-schedule": ("search the test schedule for the best validation PSNR; store it in the checkpoint",
+    "tune-schedule": ("search the test schedule for the best validation PSNR (or SSIM); store it in the checkpoint",
                       _add_tune_schedule, _run_tune_schedule),
     "evaluate": ("score a model or another method's outputs on paired data (plain and GT-mean)", _add_evaluate,
                  _run_evaluate),
