@@ -4,8 +4,11 @@
 #     stages of the default model) and, in photos/train, those plus 26 photos (nature, landscapes,
 #     still lifes) from the mate-backgrounds and lomiri-wallpapers packages, downscaled to 640 px on
 #     the long side (the wallpapers are 1280-2560 px: 64 px crops of them would be nearly flat);
-#   - validation (schedule tuning, training curves): 2 more opencv-doc photos, darkened with the
-#     training camera model;
+#   - validation (schedule tuning, training curves), darkened with the training camera model:
+#     valpairs, 2 more opencv-doc photos (the first stages' curves), and val6, those 2 plus 4
+#     photos that are in no training set (3 more wallpapers, downscaled to 640 px, and
+#     opencv-doc's HappyFish): more draws of the camera, half of them very dark (mean level
+#     about 6 of 255), for the sampler defaults and the last stage's curve;
 #   - held-out test: scikit-image's 6 colour photos, darkened with a *different* camera model
 #     (HOLDOUT_RANGES: darker, noisier, stronger colour casts).
 # Usage: bash benchmarks/default_model/prepare_photos.sh WORK_DIR
@@ -45,4 +48,15 @@ for name in mate + lomiri:
 PY
 cp "$src/leuvenA.jpg" "$src/home.jpg" photos/val/
 gsad synthesize photos/val -o valpairs --seed 1 --overwrite
+mkdir -p photos/val6 && cp photos/val/* photos/val6/
+python3 - "$src" <<'PY'
+import sys
+from PIL import Image
+for name in ("Fossa_by_Jasper_Roks", "umang_by_Abhishek_Mudgal", "Infinite-Sea_by_Aury88"):
+    image = Image.open(f"walls/x/usr/share/backgrounds/{name}.jpg").convert("RGB")
+    image.thumbnail((640, 640), Image.LANCZOS)
+    image.save(f"photos/val6/wall_{name}.png")
+Image.open(f"{sys.argv[1]}/HappyFish.jpg").convert("RGB").save("photos/val6/HappyFish.png")
+PY
+gsad synthesize photos/val6 -o val6 --seed 11 --overwrite
 gsad synthesize --bundled -o holdout --ranges holdout --seed 7 --overwrite
