@@ -11,6 +11,10 @@ seed gives the same draws on any device.
   structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
   (:func:`posterior_sample`).
 
+Optional, not the paper: ``weighting`` (:func:`loss_weight`) and warm-start training
+(``start``, ``warm_start``; :func:`noised_input`), which matches training to the samplers'
+``exposure`` start.
+
 The network call runs under whatever autocast the caller set; the losses themselves are
 computed in float32 with autocast off (singular values have no half-precision kernels and
 the spectra need the precision).
