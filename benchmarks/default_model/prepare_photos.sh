@@ -29,9 +29,19 @@ if [ ! -d walls/x ]; then
     mkdir -p walls && (cd walls && apt-get download mate-backgrounds lomiri-wallpapers-16.04 \
         lomiri-wallpapers-20.04 && for f in *.deb; do dpkg -x "$f" x; done)
 fi
-python3 - <<'PY'
+cp "$src/leuvenA.jpg" "$src/home.jpg" photos/val/
+mkdir -p photos/val6 && cp photos/val/* photos/val6/
+python3 - "$src" <<'PY'
+import sys
 from pathlib import Path
 from PIL import Image
+
+def shrink(source, target):
+    """Decode to RGB, downscale to 640 px on the long side (Lanczos), save as PNG."""
+    image = Image.open(source).convert("RGB")
+    image.thumbnail((640, 640), Image.LANCZOS)
+    image.save(target)
+
 mate = [f"x/usr/share/backgrounds/mate/nature/{n}.jpg" for n in (
     "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
     "TwoWings", "Wood", "YellowFlower")]
@@ -42,21 +52,11 @@ lomiri = [f"x/usr/share/backgrounds/{n}.jpg" for n in (
     "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
     "Kleiber_by_Lukas_Baubkus")]
 for name in mate + lomiri:
-    image = Image.open(Path("walls") / name).convert("RGB")
-    image.thumbnail((640, 640), Image.LANCZOS)
-    image.save(Path("photos/train") / ("wall_" + Path(name).stem + ".png"))
-PY
-cp "$src/leuvenA.jpg" "$src/home.jpg" photos/val/
-gsad synthesize photos/val -o valpairs --seed 1 --overwrite
-mkdir -p photos/val6 && cp photos/val/* photos/val6/
-python3 - "$src" <<'PY'
-import sys
-from PIL import Image
+    shrink(Path("walls") / name, Path("photos/train") / ("wall_" + Path(name).stem + ".png"))
 for name in ("Fossa_by_Jasper_Roks", "umang_by_Abhishek_Mudgal", "Infinite-Sea_by_Aury88"):
-    image = Image.open(f"walls/x/usr/share/backgrounds/{name}.jpg").convert("RGB")
-    image.thumbnail((640, 640), Image.LANCZOS)
-    image.save(f"photos/val6/wall_{name}.png")
+    shrink(f"walls/x/usr/share/backgrounds/{name}.jpg", f"photos/val6/wall_{name}.png")
 Image.open(f"{sys.argv[1]}/HappyFish.jpg").convert("RGB").save("photos/val6/HappyFish.png")
 PY
+gsad synthesize photos/val -o valpairs --seed 1 --overwrite
 gsad synthesize photos/val6 -o val6 --seed 11 --overwrite
 gsad synthesize --bundled -o holdout --ranges holdout --seed 7 --overwrite

@@ -424,12 +424,12 @@ class Trainer:
         c = self.config
         # Warm-start training noises some samples from the auto-exposed input (of each crop).
         start = start_estimate(low, "exposure", 1).to(low.device) if c.warm_start > 0 else None
-        warm = {"weighting": c.loss_weighting, "start": start, "warm_start": c.warm_start}
+        options = {"weighting": c.loss_weighting, "start": start, "warm_start": c.warm_start}
         if self.stage == "uncertainty":
-            return stage1_objective(self.net, low, high, self.schedule, generator, **warm)
+            return stage1_objective(self.net, low, high, self.schedule, generator, **options)
         return gsad_objective(
             self.net, self.frozen, low, high, self.schedule, generator,
-            structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size, **warm,
+            structure_weight=c.structure_weight, num_clusters=c.num_clusters, patch_size=c.patch_size, **options,
         )
 
     def _autocast(self):
