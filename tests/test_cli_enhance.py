@@ -124,7 +124,7 @@ def test_help_explains_every_option(capsys):
     assert main(["enhance", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--output", "--checkpoint", "--sampler", "--steps", "--beta-start", "--beta-end", "--seed",
-                 "--device", "--overwrite", "--start"):
+                 "--device", "--overwrite", "--start", "--ensemble"):
         assert flag in out
 
 
@@ -149,3 +149,19 @@ def test_fp16_on_cpu_is_a_clear_error(tiny_checkpoint, dark_image, tmp_path, cap
                  "--device", "cpu", "--precision", "fp16"])
     assert code == 1 and "fp16 needs a CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_ensemble_flag(tiny_checkpoint, dark_image, tmp_path, capsys):
+    from gsad.inference import Enhancer
+
+    inp = _write(tmp_path / "i.png", dark_image)
+    base = ["enhance", str(inp), "--checkpoint", str(tiny_checkpoint), "--sampler", "ddim", "--start", "exposure"]
+    assert main([*base, "-o", str(tmp_path / "e2.png"), "--ensemble", "2"]) == 0
+    expected = Enhancer(tiny_checkpoint, device="cpu").enhance(dark_image, sampler="ddim", start="exposure", ensemble=2)
+    assert np.array_equal(read_image(tmp_path / "e2.png"), expected)
+    # transposed views go through tiling too (20 x 28 becomes 28 x 20)
+    assert main([*base, "-o", str(tmp_path / "t.png"), "--ensemble", "6", "--tile", "16"]) == 0
+    assert read_image(tmp_path / "t.png").shape == dark_image.shape
+    assert main([*base, "-o", str(tmp_path / "bad.png"), "--ensemble", "9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "gsad: error: ensemble: must be 1 to 8, got 9" and not (tmp_path / "bad.png").exists()

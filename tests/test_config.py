@@ -7,6 +7,7 @@ from gsad.errors import ConfigError
 def test_from_dict_converts_yaml_text_numbers_and_lists():
     s = from_dict(SamplerConfig, {"beta_start": "1e-4", "steps": "10", "sampler": "ddim"}, "x.yaml")
     assert s.beta_start == 1e-4 and s.steps == 10 and s.sampler == "ddim"
+    assert s.ensemble == 1  # files written before the key existed keep one trajectory
     n = from_dict(NetworkConfig, {"channel_mults": [1, 2], "attn_levels": [1], "base_channels": 32})
     assert n.channel_mults == (1, 2) and n.stride == 2
     assert from_dict(NetworkConfig, to_dict(n)) == n
@@ -22,6 +23,8 @@ def test_from_dict_converts_yaml_text_numbers_and_lists():
         ({"steps": 0}, "at least 1"),
         ({"sampler": "euler"}, "unknown sampler"),
         ({"beta_end": 1.5}, "must lie in"),
+        ({"ensemble": 0}, "ensemble: must be 1 to 8, got 0"),
+        ({"ensemble": 9}, "ensemble: must be 1 to 8, got 9"),
     ],
 )
 def test_bad_sampler_values_name_source_and_key(data, message):

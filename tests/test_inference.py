@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ from PIL import Image
 
 from gsad.errors import ConfigError
 from gsad.images import read_image
-from gsad.inference import Enhancer, pad_to_multiple, resolve_device
+from gsad.inference import Enhancer, grid_symmetry, pad_to_multiple, resolve_device
 
 
 def test_reference_sampler_reproduces_reference_output(reference_dir):
@@ -84,3 +86,34 @@ def test_gsad_exports_enhancer_lazily():
     import gsad
 
     assert gsad.Enhancer is Enhancer and gsad.__version__
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_grid_symmetries_invert_and_are_distinct(k):
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)
+    y = grid_symmetry(x, k)
+    assert y.shape == ((1, 2, 5, 3) if k >= 4 else x.shape)
+    assert torch.equal(grid_symmetry(y, k, inverse=True), x)
+    others = [grid_symmetry(x, j) for j in range(8) if j != k]
+    assert not any(o.shape == y.shape and torch.equal(o, y) for o in others)
+
+
+def test_ensemble_averages_symmetric_trajectories(tiny_checkpoint, dark_image):
+    from gsad.images import from_model, to_model
+
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    settings = enh.settings(sampler="ddim", steps=2, seed=7, start="exposure")
+    low = to_model(dark_image)  # 20 x 28: views 1 and 2 are flipped, 4 and 5 transposed (28 x 20)
+    single = enh.enhance_tensor(low, settings)
+    assert torch.equal(enh.enhance_tensor(low, dataclasses.replace(settings, ensemble=1)), single)
+    runs = [grid_symmetry(enh.enhance_tensor(grid_symmetry(low, k), dataclasses.replace(settings, seed=7 + k)), k,
+                          inverse=True) for k in range(5)]
+    steps = []
+    mean = enh.enhance_tensor(low, dataclasses.replace(settings, ensemble=5), callback=lambda i, n: steps.append((i, n)))
+    assert torch.allclose(mean, sum(runs) / 5, atol=1e-6)
+    assert steps == [(i, 10) for i in range(1, 11)]  # progress over all 5 x 2 steps
+    # the image API takes the same option and rounds the same mean
+    out = enh.enhance(dark_image, sampler="ddim", steps=2, seed=7, start="exposure", ensemble=5)
+    assert np.abs(out.astype(int) - from_model(mean).astype(int)).max() == 0
+    with pytest.raises(ConfigError, match="ensemble: must be 1 to 8, got 9"):
+        enh.enhance(dark_image, ensemble=9)

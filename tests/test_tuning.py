@@ -63,3 +63,35 @@ def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoi
                  "--steps", "1,2", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--metric", "ssim"])
     assert code == 0 and "best by ssim" in capsys.readouterr().out
     assert read_metadata(out)["gsad.tuned_metric"] == "ssim"
+
+
+def test_tune_schedule_ensembles_within_an_evaluation_budget(tmp_path, tiny_checkpoint):
+    pairs = find_pairs(_pairs(tmp_path / "d"))
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    trials = tune_schedule(enh, pairs, "ddim", steps=(1, 2, 3), beta_starts=(1e-3,), beta_ends=(0.5,), progress=False,
+                           ensembles=(1, 2), max_evaluations=4)
+    # 3 x 2 = 6 evaluations is over the budget; the other five points are tried
+    assert sorted((t.settings.steps, t.settings.ensemble) for t in trials) == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+    assert all(t.evaluations == t.settings.steps * t.settings.ensemble <= 4 for t in trials)
+    header, *rows = format_trials(trials).splitlines()
+    assert "ens" in header and len(rows) == 5
+    # ties in the metric go to the cheaper setting
+    keys = [(-round(t.psnr, 3), t.evaluations) for t in trials]
+    assert keys == sorted(keys)
+    with pytest.raises(ConfigError, match="evaluation budget"):
+        tune_schedule(enh, pairs, "ddim", steps=(2,), beta_ends=(0.5,), progress=False, ensembles=(2,),
+                      max_evaluations=3)
+    with pytest.raises(ConfigError, match="ensemble: must be 1 to 8"):
+        tune_schedule(enh, pairs, "ddim", steps=(1,), beta_ends=(0.5,), progress=False, ensembles=(9,))
+
+
+def test_tune_schedule_cli_stores_the_ensemble(tmp_path, tiny_checkpoint, capsys):
+    data = _pairs(tmp_path / "d")
+    out = tmp_path / "tuned.safetensors"
+    code = main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--sampler", "ddim",
+                 "--steps", "1", "--beta-starts", "1e-3", "--beta-ends", "0.6", "--ensembles", "2",
+                 "--max-evaluations", "2", "--output", str(out)])
+    assert code == 0 and load_checkpoint(out)[1].ensemble == 2
+    assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--max-evaluations",
+                 "0"]) == 2
+    assert "--max-evaluations" in capsys.readouterr().err

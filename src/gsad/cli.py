@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gsad import __version__
-from gsad.config import LOSS_WEIGHTINGS, START_NAMES
+from gsad.config import LOSS_WEIGHTINGS, MAX_ENSEMBLE, START_NAMES
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import GsadError, InputError
 
@@ -68,9 +68,12 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--start", choices=START_NAMES,
                    help="noise: start the trajectory from pure noise (the paper); exposure: from the input's "
                         "global auto-exposure, noised to the schedule's first level (warm start)")
+    g.add_argument("--ensemble", type=_positive_int, metavar="N",
+                   help=f"average N trajectories run on flipped/transposed copies of the input (1-{MAX_ENSEMBLE}): "
+                        "less residual noise, N times the time")
 
 
-_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start")
+_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start", "ensemble")
 
 
 def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -172,7 +175,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
         except InputError as exc:
             report(str(exc))
             continue
-        with tqdm(total=settings.steps, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
+        total = settings.steps * settings.ensemble
+        with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
             out = enhancer.enhance(
                 pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
                 tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
@@ -465,7 +469,14 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
                         "auto-exposure); default noise")
     p.add_argument("--metric", choices=METRICS, default="psnr",
                    help="what picks the winner: mean psnr (default; brightness errors weigh most) or mean ssim "
-                        "(residual noise and lost detail weigh more); the other breaks ties after fewer steps")
+                        "(residual noise and lost detail weigh more); the other breaks ties after fewer "
+                        "network evaluations (steps x ensemble)")
+    p.add_argument("--ensembles", type=_number_list(int), default=(1,), metavar="N[,N...]",
+                   help=f"self-ensemble sizes to try (1-{MAX_ENSEMBLE} trajectories on flipped/transposed copies, "
+                        "averaged; default 1)")
+    p.add_argument("--max-evaluations", type=_positive_int, metavar="N",
+                   help="time budget: skip settings with more than N network evaluations per image "
+                        "(steps x ensemble)")
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
     p.add_argument("--max-images", type=_positive_int, help="use only the first N validation pairs")
     p.add_argument("--crop", type=_positive_int, metavar="PX", help="score a centre crop of PX x PX (faster)")
@@ -489,7 +500,8 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
     enhancer = Enhancer(source, device=args.device)
     trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
-                           seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric)
+                           seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric,
+                           ensembles=args.ensembles, max_evaluations=args.max_evaluations)
     print(format_trials(trials))
     best = trials[0]
     print(f"best by {args.metric}: {best.settings} (PSNR {best.psnr:.2f} dB, SSIM {best.ssim:.4f} "

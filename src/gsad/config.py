@@ -84,6 +84,9 @@ SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 #: Where a trajectory starts: pure noise (the paper) or the noised auto-exposure of the input.
 START_NAMES = ("noise", "exposure")
 
+#: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
+MAX_ENSEMBLE = 8
+
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")
 
@@ -99,6 +102,11 @@ class SamplerConfig:
     ``start``: ``noise`` starts the trajectory from pure noise (the paper); ``exposure``
     starts it from the input's global auto-exposure, noised to the schedule's first level
     (a warm start, see :func:`gsad.diffusion.samplers.initial_state`).
+
+    ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
+    ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;
+    :func:`gsad.inference.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
+    mean: less residual noise for ``ensemble`` times the network evaluations.
     """
 
     sampler: str = "reference"
@@ -107,6 +115,7 @@ class SamplerConfig:
     beta_end: float = 0.88
     seed: int = 4088
     start: str = "noise"
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:
@@ -115,6 +124,8 @@ class SamplerConfig:
             raise ConfigError(f"start: unknown start {self.start!r} (choose from {', '.join(START_NAMES)})")
         if self.steps < 1:
             raise ConfigError(f"steps: must be at least 1, got {self.steps}")
+        if not 1 <= self.ensemble <= MAX_ENSEMBLE:
+            raise ConfigError(f"ensemble: must be 1 to {MAX_ENSEMBLE}, got {self.ensemble}")
         if not 0.0 < self.beta_start < 1.0 or not 0.0 < self.beta_end < 1.0:
             raise ConfigError(f"beta_start/beta_end: must lie in (0, 1), got {self.beta_start}, {self.beta_end}")
 

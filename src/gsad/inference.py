@@ -84,6 +84,24 @@ def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor |
     return pad_to_multiple(exposed, stride)[0]
 
 
+def grid_symmetry(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The ``k``-th (0-7) symmetry of the pixel grid applied to ``... x H x W`` (or its inverse).
+
+    0 is the identity, 1-3 flip left-right, top-bottom and both; 4-7 are 0-3 followed by a
+    transpose (swapping H and W). The self-ensemble (``SamplerConfig.ensemble``) runs
+    trajectories on the first ``ensemble`` of them.
+    """
+    flips = ((), (-1,), (-2,), (-2, -1))[k % 4]
+    transpose = k >= 4
+    if inverse and transpose:
+        x = x.transpose(-2, -1)
+    if flips:
+        x = x.flip(flips)
+    if not inverse and transpose:
+        x = x.transpose(-2, -1)
+    return x
+
+
 class Enhancer:
     """Enhance low-light images with a GSAD model.
 
@@ -198,13 +216,36 @@ class Enhancer:
     ) -> torch.Tensor:
         """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size).
 
-        ``settings.start`` picks the trajectory's start (:func:`start_estimate`).
+        ``settings.start`` picks the trajectory's start (:func:`start_estimate`);
+        ``settings.ensemble`` trajectories (on :func:`grid_symmetry` views, seeds ``seed + k``)
+        are averaged. ``callback(step, total)`` counts steps over all of them.
         """
+        total = settings.steps * settings.ensemble
+        mean = None
+        for k in range(settings.ensemble):
+            def report(i: int, n: int, done: int = k * settings.steps) -> None:
+                if callback is not None:
+                    callback(done + i, total)
+
+            view = grid_symmetry(low, k)
+            out = grid_symmetry(self._trajectory(view, settings, settings.seed + k, report, tile), k, inverse=True)
+            mean = out if mean is None else mean + out
+        return mean / settings.ensemble
+
+    def _trajectory(
+        self,
+        low: torch.Tensor,
+        settings: SamplerConfig,
+        seed: int,
+        callback: Callable[[int, int], None],
+        tile: int | None,
+    ) -> torch.Tensor:
+        """One sampler run on ``low`` with noise seed ``seed`` (padded to the stride, then cropped back)."""
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
         start = start_estimate(low, settings.start, self.model.config.stride)
         schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
-        generator = torch.Generator().manual_seed(settings.seed)
+        generator = torch.Generator().manual_seed(seed)
         sample = SAMPLERS[settings.sampler]
         self.net.precompute(schedule.sqrt_alpha_bar)
         out = sample(self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback, self.device,
@@ -220,20 +261,22 @@ class Enhancer:
         beta_end: float | None = None,
         seed: int | None = None,
         start: str | None = None,
+        ensemble: int | None = None,
         tile: int | None = None,
         exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
-        Unset sampler options (``sampler`` ... ``start``, see :class:`~gsad.config.SamplerConfig`)
+        Unset sampler options (``sampler`` ... ``ensemble``, see :class:`~gsad.config.SamplerConfig`)
         take the checkpoint's defaults. ``tile``: None tiles images over
         ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N forces tiles of side N (bounded
         memory for any size). ``exposure``: stops of brightness added to (or, negative, taken
         from) the model's result. ``callback(step, total)`` reports progress.
         """
         settings = self.settings(
-            sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start
+            sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start,
+            ensemble=ensemble,
         )
         pixels = as_array(image)
         out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
