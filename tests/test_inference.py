@@ -109,7 +109,8 @@ def test_ensemble_averages_symmetric_trajectories(tiny_checkpoint, dark_image):
     runs = [grid_symmetry(enh.enhance_tensor(grid_symmetry(low, k), dataclasses.replace(settings, seed=7 + k)), k,
                           inverse=True) for k in range(5)]
     steps = []
-    mean = enh.enhance_tensor(low, dataclasses.replace(settings, ensemble=5), callback=lambda i, n: steps.append((i, n)))
+    five = dataclasses.replace(settings, ensemble=5)
+    mean = enh.enhance_tensor(low, five, callback=lambda i, n: steps.append((i, n)))
     assert torch.allclose(mean, sum(runs) / 5, atol=1e-6)
     assert steps == [(i, 10) for i in range(1, 11)]  # progress over all 5 x 2 steps
     # the image API takes the same option and rounds the same mean

@@ -49,7 +49,7 @@ def main() -> None:
         "auto-exposure": auto_exposure,
         "CLAHE": clahe,
         (f"gsad default ({enhancer.sampler.sampler}, {enhancer.sampler.steps} steps, "
-         f"start {enhancer.sampler.start})"): enhancer.enhance,
+         f"start {enhancer.sampler.start}, ensemble {enhancer.sampler.ensemble})"): enhancer.enhance,
     }
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
