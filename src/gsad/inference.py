@@ -7,6 +7,7 @@ conversion between pixels and model tensors. No argparse here (see ``gsad.cli``)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -82,6 +83,11 @@ def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor |
         return None
     exposed = torch.cat([to_model(auto_exposure(from_model(x))) for x in low])
     return pad_to_multiple(exposed, stride)[0]
+
+
+def _offset_progress(callback: Callable[[int, int], None], done: int, total: int, step: int, _: int) -> None:
+    """Report step ``step`` of one ensemble pass as ``done + step`` of ``total`` (all passes)."""
+    callback(done + step, total)
 
 
 def grid_symmetry(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
@@ -220,15 +226,16 @@ class Enhancer:
         ``settings.ensemble`` trajectories (on :func:`grid_symmetry` views, seeds ``seed + k``)
         are averaged. ``callback(step, total)`` counts steps over all of them.
         """
+        schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
+        self.net.precompute(schedule.sqrt_alpha_bar)  # same levels for every pass
         total = settings.steps * settings.ensemble
         mean = None
         for k in range(settings.ensemble):
-            def report(i: int, n: int, done: int = k * settings.steps) -> None:
-                if callback is not None:
-                    callback(done + i, total)
-
+            report = None if callback is None else functools.partial(_offset_progress, callback, k * settings.steps,
+                                                                      total)
             view = grid_symmetry(low, k)
-            out = grid_symmetry(self._trajectory(view, settings, settings.seed + k, report, tile), k, inverse=True)
+            out = self._trajectory(view, settings, schedule, settings.seed + k, report, tile)
+            out = grid_symmetry(out, k, inverse=True)
             mean = out if mean is None else mean + out
         return mean / settings.ensemble
 
@@ -236,20 +243,19 @@ class Enhancer:
         self,
         low: torch.Tensor,
         settings: SamplerConfig,
+        schedule: Schedule,
         seed: int,
-        callback: Callable[[int, int], None],
+        callback: Callable[[int, int], None] | None,
         tile: int | None,
     ) -> torch.Tensor:
-        """One sampler run on ``low`` with noise seed ``seed`` (padded to the stride, then cropped back)."""
+        """One sampler run on ``low`` with noise seed ``seed`` (padded to the stride, then cropped back);
+        the network's noise terms for ``schedule`` are already precomputed."""
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
         start = start_estimate(low, settings.start, self.model.config.stride)
-        schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
         generator = torch.Generator().manual_seed(seed)
-        sample = SAMPLERS[settings.sampler]
-        self.net.precompute(schedule.sqrt_alpha_bar)
-        out = sample(self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback, self.device,
-                     start=start)
+        out = SAMPLERS[settings.sampler](self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback,
+                                         self.device, start=start)
         return out[..., :h, :w]
 
     def enhance(
