@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the bundled default model (src/gsad/resources/default.safetensors) was made, start to end.
-# Usage: bash benchmarks/default_model/train.sh WORK_DIR     (CPU; about 4.6 h on 2 cores)
+# Usage: bash benchmarks/default_model/train.sh WORK_DIR     (CPU; about 5.9 h on 2 cores)
 #
 # Each stage below ran to the --max-steps given here (some runs were started with a larger
 # --max-steps and stopped at this checkpoint; the data order and the weights do not depend on
@@ -40,20 +40,21 @@ gsad train --stage uncertainty --init runs/v2-s1 --data photos/train --synthetic
 # warm-start training (half of the samples at start levels noised from the auto-exposed input, as
 # the exposure sampler start is); validation on val6 (6 pairs, reference sampler 3 steps, one
 # trajectory) every 500 steps: 20.00, 20.23, 20.36, 20.77, 21.01, 21.02, 21.29, 21.39 (4000),
-# 21.49, 21.59, 21.77, 21.78, 21.68, 21.99, 22.11, 22.68 dB (8000, the best; kept). About 150 min
-# (run here as 2000 + 2000 + 4000 steps with --resume; resuming continues the same random stream).
+# 21.49, 21.59, 21.77, 21.78, 21.68, 21.99, 22.11, 22.68 (8000), 22.77, 22.70, 22.87, 22.87, 23.07,
+# 23.05, 23.30, 23.32 dB (12000, the best; kept). About 3.8 h (run here as 2000 + 2000 + 4000 + 4000
+# steps with --resume; resuming continues the same random stream).
 gsad train --stage gsad --init runs/v3-s1 --data photos/train --synthetic \
   --loss-weighting truncated-snr --warm-start 0.5 \
-  --max-steps 8000 --batch-size 8 --crop 64 --lr 1e-4 --ema-decay 0.999 --seed 5 \
+  --max-steps 12000 --batch-size 8 --crop 64 --lr 1e-4 --ema-decay 0.999 --seed 5 \
   --checkpoint-every 250 --log-every 50 --val-data val6 --val-every 500 \
   --sampler reference --sampler-steps 3 --beta-start 2e-3 --beta-end 0.7 --sampler-seed 0 --sampler-start exposure \
   --out runs/v4-s2
 
 # Sampler defaults chosen on val6, written into the checkpoint: the best mean PSNR within a budget
-# of 6 network evaluations per image (steps x self-ensemble; about 4.6 s for a 384 x 256 photo on
+# of 6 network evaluations per image (steps x self-ensemble; about 4.4 s for a 384 x 256 photo on
 # 2 CPU threads). Winner: the reference sampler from the exposure start, 2 steps, beta 2e-3 -> 0.7,
-# ensemble 3: 23.37 dB / 0.729 (one trajectory: 23.04 / 0.667; best SSIM: 3 steps, beta 0.5,
-# ensemble 2, 22.65 / 0.758). About 14 min.
+# ensemble 3: 24.54 dB / 0.742 (one trajectory: 24.06 / 0.673; best SSIM: 3 steps, beta 0.5,
+# ensemble 2, 23.68 / 0.763). About 14 min.
 gsad convert runs/v4-s2 default.safetensors --overwrite
 gsad tune-schedule --checkpoint default.safetensors --data val6 --sampler reference --starts exposure \
   --steps 2,3 --beta-starts 2e-3 --beta-ends 0.5,0.7,0.9 --ensembles 1,2,3 --max-evaluations 6
