@@ -231,8 +231,9 @@ class Enhancer:
         total = settings.steps * settings.ensemble
         mean = None
         for k in range(settings.ensemble):
-            report = None if callback is None else functools.partial(_offset_progress, callback, k * settings.steps,
-                                                                      total)
+            report = None
+            if callback is not None:
+                report = functools.partial(_offset_progress, callback, k * settings.steps, total)
             view = grid_symmetry(low, k)
             out = self._trajectory(view, settings, schedule, settings.seed + k, report, tile)
             out = grid_symmetry(out, k, inverse=True)
