@@ -276,7 +276,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         pointer = path / "latest"
         if not pointer.is_file():
             raise CheckpointError(f"{path}: a folder without a 'latest' file is not a gsad run directory")
-        target = path / pointer.read_text(encoding="utf-8").strip()
+        try:
+            target = path / pointer.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{pointer}: not a checkpoint name (its bytes are not UTF-8 text)") from None
+        except OSError as exc:
+            raise CheckpointError(f"{pointer}: cannot read ({exc.strerror or exc})") from None
         if not target.is_file():
             raise CheckpointError(f"{pointer}: names {target.name}, which does not exist")
         return target

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ from gsad.cli import main
 from gsad.config import SamplerConfig, from_dict
 from gsad.errors import ConfigError
 from gsad.images import read_image
-from gsad.training import TrainConfig, load_train_config, train
+from gsad.training import TrainConfig, load_train_config, loop, train
 from gsad.training.distributed import Context
 from gsad.training.loop import EMA, StepSampler, find_state, read_log
 
@@ -308,3 +312,187 @@ def test_help_explains_every_option(capsys):
                  "--loss-weighting", "--warm-start"):
         assert flag in text
     assert "lolv1_gsad" in text and "YAML" in text
+
+
+# ----------------------------------------------------------------------------------------
+# kills, broken files and bad data (issue 13, defects 5 and 7)
+# ----------------------------------------------------------------------------------------
+
+
+def _weights_and_notes(path: Path) -> tuple[dict, dict]:
+    """A checkpoint's tensors and metadata, the run folder (config.out) left out."""
+    model, _, meta = load_checkpoint(path)
+    meta = dict(meta)
+    config = yaml.safe_load(meta.pop("gsad.config"))
+    config.pop("out")
+    return model.state_dict(), {**meta, "config": config}
+
+
+def _tree_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kill_step", [3, 2], ids=["last-step", "first-checkpoint"])
+def test_kill_between_state_and_weights_is_repaired_on_resume(kill_step, pairs, tmp_path, monkeypatch, capsys,
+                                                              caplog):
+    base = dict(data=str(pairs), **TINY)  # 3 steps, checkpoints at steps 2 and 3
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **base))
+    split = tmp_path / "split"
+    real_save = loop.save_checkpoint
+
+    def killed_at_weights(path, *args, **kwargs):
+        if Path(path).name == f"step_{kill_step:07d}.safetensors":
+            raise _Killed  # after step_N.state.pt, before step_N.safetensors and latest
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_checkpoint", killed_at_weights)
+    with pytest.raises(_Killed):
+        train(TrainConfig(out=str(split), **base))
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    ckpt = split / "checkpoints"
+    assert find_state(split).name == f"step_{kill_step:07d}.state.pt"
+    assert not (ckpt / f"step_{kill_step:07d}.safetensors").exists()
+    assert (split / "latest").exists() == (kill_step == 3)
+
+    assert main(["train", "--resume", "--out", str(split)]) == 0
+    assert f"step_{kill_step:07d}.safetensors: missing" in caplog.text
+    assert (split / "latest").read_text() == "checkpoints/step_0000003.safetensors\n"
+    for step in (2, 3):  # the repaired and the later weights are those of the uninterrupted run
+        name = f"checkpoints/step_{step:07d}.safetensors"
+        a, b = _weights_and_notes(whole / name), _weights_and_notes(split / name)
+        _assert_same_tensors(a[0], b[0])
+        assert a[1] == b[1]
+    _assert_same_tensors(_state(whole)["ema"], _state(split)["ema"])
+    assert [r["loss"] for r in read_log(split)] == [r["loss"] for r in read_log(whole)]
+
+
+def _break_pair(pairs: Path, root: Path) -> Path:
+    """A copy of ``pairs`` whose last pair (not the one checked before training) is not an image."""
+    shutil.copytree(pairs, root)
+    (root / "low" / "img2.png").write_bytes(b"not a png")
+    return root / "low" / "img2.png"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_that_failed_at_a_bad_pair_can_be_run_again(workers, pairs, tmp_path, capsys, caplog):
+    data, run = tmp_path / "data", tmp_path / "run"
+    bad = _break_pair(pairs, data)
+    argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "3", "--batch-size", "2", "--crop", "32",
+            "--checkpoint-every", "2", "--log-every", "1", "--device", "cpu", "--num-workers", workers]
+    assert main(argv) == 1  # the bad pair is met in step 1 or 2, before the first checkpoint
+    err = capsys.readouterr().err  # the progress bar, then the error line, also from a worker
+    assert err.splitlines()[-1] == f"gsad: error: {bad}: not an image file (Pillow cannot identify it)"
+    assert "Traceback" not in err and err.count("gsad: error") == 1
+    assert (run / "config.yaml").is_file() and not any((run / "checkpoints").glob("step_*"))
+
+    _one_line_error(capsys, ["train", "--resume", "--out", str(run)], "no saved training state",
+                    "without --resume")
+    shutil.copy(pairs / "low" / "img2.png", bad)
+    assert main(argv) == 0  # the same command again: the folder without a saved state is reused
+    assert f"{run}: holds no saved training state yet" in caplog.text
+    assert (run / "latest").read_text() == "checkpoints/step_0000003.safetensors\n"
+    clean = train(TrainConfig(data=str(pairs), out=str(tmp_path / "clean"), **TINY))
+    _assert_same_tensors(_state(clean)["model"], _state(run)["model"])
+    assert [r["step"] for r in read_log(run)] == ["1", "2", "3"]
+
+
+def test_fresh_run_keeps_folders_that_are_not_its_own(pairs, tmp_path, capsys):
+    argv = ["train", "--data", str(pairs), "--max-steps", "1", "--crop", "32", "--batch-size", "2", "--device", "cpu"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("learning: fast\n")
+    (mine / "log.csv").write_text("my,own\n1,2\n")
+    before = _tree_hashes(mine)
+    _one_line_error(capsys, [*argv, "--out", str(mine)], "config.yaml", "unknown key", "another --out")
+    (mine / "config.yaml").unlink()
+    before.pop("config.yaml")
+    _one_line_error(capsys, [*argv, "--out", str(mine)], f"{mine / 'log.csv'}: exists without a config.yaml")
+    assert _tree_hashes(mine) == before
+
+
+def test_stale_temporaries_are_removed_on_start_and_resume(pairs, tmp_path):
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints"
+    ckpt.mkdir(parents=True)
+
+    def leave_temporary(folder: Path, name: str) -> Path:
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # as atomic_write names it
+        os.write(fd, b"half")
+        os.close(fd)
+        return Path(path)
+
+    user = {ckpt / ".step_0000009.state.pt.tmp": b"u1", ckpt / ".step_0000009.state.pt.ABCDEFGH.tmp": b"u2",
+            run / ".notes.abcdefgh.tmp": b"u3", run / "latest.abcdefgh.tmp": b"u4", ckpt / "keep.tmp": b"u5"}
+    for path, data in user.items():
+        path.write_bytes(data)
+    stale = [leave_temporary(run, "config.yaml"), leave_temporary(run, "log.csv")]
+    train(TrainConfig(data=str(pairs), out=str(run), **{**TINY, "max_steps": 2}))
+    assert not any(p.exists() for p in stale)
+
+    stale = [leave_temporary(ckpt, "step_0000004.state.pt"), leave_temporary(ckpt, "step_0000004.safetensors"),
+             leave_temporary(run, "latest"), leave_temporary(run, "log.csv")]
+    assert all(p.exists() for p in stale)
+    train(load_train_config(overrides={"out": str(run), "max_steps": 3}, resume=True), resume=True)
+    assert not any(p.exists() for p in stale)
+    assert {p: p.read_bytes() for p in user} == user  # files named otherwise are not gsad's temporaries
+    assert not [p for p in run.rglob("*.tmp") if p not in user]
+
+
+def test_truncated_newest_state_falls_back_to_an_intact_one(pairs, tmp_path, caplog, capsys):
+    base = dict(data=str(pairs), **{**TINY, "max_steps": 4})  # states at steps 2 and 4
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **base))
+    run = train(TrainConfig(out=str(tmp_path / "run"), **base))
+    newest = run / "checkpoints" / "step_0000004.state.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # as a full disk would leave it
+
+    # Resume with a state every step and only one kept, and stop after step 3: the good step-3 state
+    # must not be pruned in favour of the broken step-4 file that sorts after it.
+    config = load_train_config(overrides={"out": str(run), "checkpoint_every": 1, "keep_states": 1}, resume=True)
+    with pytest.raises(_Killed):
+        train(config, resume=True, callback=lambda step, logs: step == 3 and _raise(_Killed()))
+    assert f"{newest}: cannot read the training state" in caplog.text
+    assert "resuming from the older step_0000002.state.pt instead" in caplog.text
+    assert (run / "latest").read_text() == "checkpoints/step_0000003.safetensors\n"
+    states = sorted(p.name for p in (run / "checkpoints").glob("step_*.state.pt"))
+    assert states == ["step_0000003.state.pt", "step_0000004.state.pt"]
+
+    caplog.clear()
+    train(load_train_config(overrides={"out": str(run)}, resume=True), resume=True)
+    assert "resuming from the older step_0000003.state.pt instead" in caplog.text
+    a, b = _state(whole), _state(run)
+    assert b["step"] == 4
+    for key in ("model", "ema", "optimizer"):
+        _assert_same_tensors(a[key], b[key])
+    name = "checkpoints/step_0000004.safetensors"
+    _assert_same_tensors(_weights_and_notes(whole / name)[0], _weights_and_notes(run / name)[0])
+    assert (run / "latest").read_text() == "checkpoints/step_0000004.safetensors\n"
+
+    # No intact state at all: one line naming the newest file.
+    for state in (run / "checkpoints").glob("step_*.state.pt"):
+        state.write_bytes(b"")
+    before = _tree_hashes(run)
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--resume", "--out", str(run)], f"{newest}: cannot read the training state",
+                    "no older state can be read either")
+    assert _tree_hashes(run) == before
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_latest_with_bytes_that_are_not_utf8_is_one_line(stage1_run, pairs, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(stage1_run, run)
+    (run / "latest").write_bytes(b"checkpoints/\xff\xfe\x80.safetensors\n")
+    before = _tree_hashes(run)
+    expected = f"gsad: error: {run / 'latest'}: not a checkpoint name (its bytes are not UTF-8 text)\n"
+    image = pairs / "low" / "img0.png"
+    for argv in (["enhance", str(image), "-o", str(tmp_path / "out.png"), "--checkpoint", str(run)],
+                 ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(run), "--out", str(tmp_path / "g")],
+                 ["train", "--resume", "--out", str(run)]):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == expected
+    assert _tree_hashes(run) == before
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "g").exists()

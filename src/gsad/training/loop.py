@@ -14,7 +14,15 @@ Run directory (``config.out``)::
         step_0001000.state.pt     model, EMA, optimizer, step: what ``--resume`` needs
 
 ``gsad enhance --checkpoint RUN`` follows ``latest``. Every file is written to a temporary
-name and moved into place, so a killed run never leaves a half-written file.
+name and moved into place, so a killed run never leaves a half-written file; the
+temporaries a kill leaves behind are removed when the run starts or resumes.
+
+Kills and broken files: a checkpoint is written as state, weights, then ``latest``. On
+``--resume`` the newest state that can be read is used (an unreadable newer one is reported
+and skipped; it is replaced when the run reaches its step again), and the weights and
+``latest`` of that step are written if a kill came before them. A folder without any saved
+state (a run that failed or was killed before its first checkpoint) is not a run to
+resume: starting again with the same ``--out`` reuses it.
 
 Reproducibility and resume: everything random is a function of ``(seed, step)``.
 
@@ -41,6 +49,7 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -51,14 +60,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
-from gsad.config import from_dict
+from gsad.config import from_dict, load_yaml
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.diffusion.schedules import training_schedule
-from gsad.errors import CheckpointError, ConfigError, DataError
-from gsad.files import atomic_write, write_text_atomic
+from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
+from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
 from gsad.inference import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.unet import UNet
@@ -74,6 +83,7 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "log.csv"
 CONFIG_FILE = "config.yaml"
 UNCERTAINTY_FILE = "uncertainty.safetensors"
+LATEST_FILE = "latest"
 LOSS_NAMES = {"uncertainty": ("loss",), "gsad": ("loss", "loss_pix", "loss_structure")}
 
 
@@ -139,7 +149,21 @@ class _EpochItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
         self.base.set_epoch(epoch)
-        return self.base[index]
+        try:
+            return self.base[index]
+        except GsadError as exc:
+            # A DataLoader worker's exception reaches the main process rewrapped with the
+            # worker's traceback as its message; carry a user error as data instead, so that
+            # the loop raises the original one-line error (see _collate).
+            return {"error": exc}
+
+
+def _collate(items: list[dict]) -> dict:
+    """Batch the items, or pass on the first item's error (``{"error": GsadError}``)."""
+    for item in items:
+        if "error" in item:
+            return item
+    return default_collate(items)
 
 
 # ----------------------------------------------------------------------------------------
@@ -197,6 +221,40 @@ def find_state(run_dir: str | os.PathLike) -> Path | None:
     return states[-1] if states else None
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or corrupt files raise many types
+        first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__  # torch's is long
+        raise CheckpointError(f"{path}: cannot read the training state ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "step" not in state:
+        raise CheckpointError(f"{path}: not a gsad training state")
+    return state
+
+
+def newest_intact_state(run_dir: str | os.PathLike, warn: bool = True) -> tuple[Path, dict[str, Any]] | None:
+    """The newest state of a run that can be read, and its contents; None when there is no state.
+
+    Unreadable newer states (truncated, corrupt) are skipped with a warning naming each;
+    CheckpointError when none can be read.
+    """
+    states = sorted(Path(run_dir, CHECKPOINT_DIR).glob("step_*.state.pt"), reverse=True)
+    problems = []
+    for path in states:
+        try:
+            state = _read_state(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if warn:
+            for problem in problems:
+                log.warning("%s; resuming from the older %s instead", problem, path.name)
+        return path, state
+    if problems:
+        raise CheckpointError(f"{problems[0]}, and no older state can be read either")
+    return None
+
+
 def read_log(run_dir: str | os.PathLike) -> list[dict[str, str]]:
     """The rows of a run's ``log.csv`` (empty when there is none)."""
     path = Path(run_dir, LOG_FILE)
@@ -248,7 +306,7 @@ class Trainer:
             )
         if config.init is not None and not resume:
             resolve_checkpoint(config.init)  # a missing --init fails before any data is read
-        self.state_path = self._check_run_dir(resume)
+        self.resume_state = self._check_run_dir(resume)
         self.dataset = self._dataset()
         self.val_images = self._val_images()
 
@@ -266,25 +324,40 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_fp16)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
         self.step = 0
-        if self.state_path is not None:
-            self._load_state(self.state_path)
+        if self.resume_state is not None:
+            self._load_state(*self.resume_state)
 
     # -- setup -------------------------------------------------------------------------
 
-    def _check_run_dir(self, resume: bool) -> Path | None:
+    def _check_run_dir(self, resume: bool) -> tuple[Path, dict[str, Any]] | None:
+        """The state to resume from; for a fresh run, check that ``out`` may be (re)used."""
         run = self.run_dir
         if resume:
-            state = find_state(run)
-            if state is None:
+            found = newest_intact_state(run, warn=self.ctx.is_main)
+            if found is None:
                 raise CheckpointError(
                     f"{run}: no saved training state to resume ({CHECKPOINT_DIR}/step_*.state.pt); "
-                    "start a new run without --resume"
+                    "run the same command without --resume to start it afresh in this folder"
                 )
-            return state
+            if (run / LATEST_FILE).exists():
+                resolve_checkpoint(run)  # an unreadable 'latest' is the user's to look at, not to overwrite
+            return found
         if run.exists() and not run.is_dir():
             raise ConfigError(f"{run}: the run directory is a file")
-        if (run / "latest").exists() or find_state(run) is not None or (run / CONFIG_FILE).exists():
+        if (run / LATEST_FILE).exists() or any(Path(run, CHECKPOINT_DIR).glob("step_*")):
             raise ConfigError(f"{run}: already holds a training run (use --resume to continue it, or another --out)")
+        # No saved step: a run that stopped before its first checkpoint; its files are ours to redo.
+        if (run / CONFIG_FILE).exists():
+            try:
+                from_dict(TrainConfig, load_yaml(run / CONFIG_FILE), str(run / CONFIG_FILE))
+            except GsadError as exc:
+                raise ConfigError(f"{exc}; {run} is not a gsad run folder, give another --out") from None
+            if self.ctx.is_main:
+                log.warning("%s: holds no saved training state yet; starting the run afresh in it", run)
+        else:
+            for name in (LOG_FILE, UNCERTAINTY_FILE):
+                if (run / name).exists():
+                    raise ConfigError(f"{run / name}: exists without a {CONFIG_FILE}; give another --out")
         return None
 
     def _dataset(self) -> PairedDataset | SyntheticDataset:
@@ -333,7 +406,9 @@ class Trainer:
                 {k: v for k, v in frozen.state_dict().items() if not k.startswith("uncertainty_head.")}
             )
             return model
-        if resume:  # the architecture of the run's own checkpoints; the weights come from the state
+        if resume and (self.run_dir / LATEST_FILE).exists():
+            # The architecture of the run's own checkpoints; the weights come from the state.
+            # (Without 'latest', a kill came before the first weights: build it as at the start.)
             model, _, _ = load_checkpoint(self.run_dir)
             return model.train()
         if c.init is not None:
@@ -346,13 +421,7 @@ class Trainer:
         torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
         return UNet(c.network_config())
 
-    def _load_state(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated or corrupt files raise many types
-            raise CheckpointError(f"{path}: cannot read the training state ({exc})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise CheckpointError(f"{path}: not a gsad training state")
+    def _load_state(self, path: Path, state: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
@@ -362,6 +431,7 @@ class Trainer:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(f"{path}: training state does not fit this run ({first})") from None
         self.step = int(state["step"])
+        self.resumed_config = state.get("config", self.config.to_dict())
         log.info("resuming %s from step %d", self.run_dir, self.step)
 
     # -- files (rank 0) ----------------------------------------------------------------
@@ -370,8 +440,10 @@ class Trainer:
         import yaml
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
         write_text_atomic(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-        if self.frozen is not None and not (self.run_dir / UNCERTAINTY_FILE).exists():
+        # A fresh run (re)writes the frozen model: a folder being reused may hold another --init's.
+        if self.frozen is not None and (self.resume_state is None or not (self.run_dir / UNCERTAINTY_FILE).exists()):
             save_checkpoint(
                 self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
             )
@@ -382,6 +454,25 @@ class Trainer:
         writer.writeheader()
         writer.writerows(rows)  # a resumed run drops the rows logged after its state was saved
         write_text_atomic(self.run_dir / LOG_FILE, buffer.getvalue())
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporaries of gsad's own run files that a killed run left behind."""
+        names = "|".join(re.escape(n) for n in (CONFIG_FILE, LOG_FILE, LATEST_FILE, UNCERTAINTY_FILE))
+        removed = remove_stale_temporaries(self.run_dir, names)
+        removed += remove_stale_temporaries(self.ckpt_dir, r"step_[0-9]+\.(?:state\.pt|safetensors)")
+        for path in removed:
+            log.info("removed %s, left by a killed run", path)
+
+    def _repair_resumed_step(self) -> None:
+        """Write the weights and ``latest`` of the resumed state's step when a kill came before them."""
+        name = f"step_{self.step:07d}"
+        weights = self.ckpt_dir / f"{name}.safetensors"
+        if not weights.is_file():
+            log.warning("%s: missing (the run was stopped while saving); writing it from %s.state.pt", weights, name)
+            self._save_weights(name, self.resumed_config)
+        if (self.run_dir / LATEST_FILE).exists() and resolve_checkpoint(self.run_dir) == weights:
+            return
+        write_text_atomic(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
 
     def _append_log(self, row: dict[str, Any]) -> None:
         header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
@@ -402,12 +493,19 @@ class Trainer:
             "data_position": self.step * self.config.batch_size,
             "world_size": self.ctx.world_size,
         }
+        # State, weights, latest: a kill between them is repaired on --resume (_repair_resumed_step).
         atomic_write(self.ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
-        notes = {"stage": self.stage, "step": self.step, "config": self.config.to_dict()}
-        save_checkpoint(self.ckpt_dir / f"{name}.safetensors", self.ema.model, self.config.sampler, notes)
-        write_text_atomic(self.run_dir / "latest", f"{CHECKPOINT_DIR}/{name}.safetensors\n")
-        for old in sorted(self.ckpt_dir.glob("step_*.state.pt"))[: -self.config.keep_states]:
+        self._save_weights(name, self.config.to_dict())
+        write_text_atomic(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
+        # Prune older states only: a newer one is an unreadable file skipped on resume, replaced
+        # when this run reaches its step, and must not push the good states out.
+        older = [p for p in sorted(self.ckpt_dir.glob("step_*.state.pt")) if p.name <= f"{name}.state.pt"]
+        for old in older[: -self.config.keep_states]:
             old.unlink()
+
+    def _save_weights(self, name: str, config: dict[str, Any]) -> None:
+        notes = {"stage": self.stage, "step": self.step, "config": config}
+        save_checkpoint(self.ckpt_dir / f"{name}.safetensors", self.ema.model, self.config.sampler, notes)
 
     def validate(self) -> float:
         """Mean PSNR (8-bit) of the EMA model's enhancements of the validation pairs."""
@@ -441,6 +539,8 @@ class Trainer:
         c, ctx = self.config, self.ctx
         if ctx.is_main:
             self._write_start_files()
+            if self.resume_state is not None:
+                self._repair_resumed_step()
         ctx.barrier()
         if self.step >= c.max_steps:
             log.info("%s: already at step %d of %d", self.run_dir, self.step, c.max_steps)
@@ -453,7 +553,7 @@ class Trainer:
         sampler = StepSampler(len(self.dataset), c.batch_size, c.seed, self.step, c.max_steps, ctx)
         loader = DataLoader(
             _EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
-            num_workers=c.num_workers, pin_memory=self.device.type == "cuda",
+            num_workers=c.num_workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
         )
         generator = torch.Generator()
         sums = torch.zeros(len(self.loss_names), device=self.device)
@@ -463,6 +563,8 @@ class Trainer:
         postfix_every = max(1, min(10, c.log_every))
         with bar:
             for batch in loader:
+                if "error" in batch:
+                    raise batch["error"]
                 # 1. the step's own seeds (noise with seed + rank; see the module docstring)
                 seed = step_seed(c.seed + ctx.rank, self.step)
                 generator.manual_seed(seed)
