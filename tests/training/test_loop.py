@@ -14,7 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
-from gsad.checkpoints import load_checkpoint, read_metadata
+from gsad.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from gsad.cli import main
 from gsad.config import SamplerConfig, from_dict
 from gsad.errors import ConfigError
@@ -496,3 +496,19 @@ def test_latest_with_bytes_that_are_not_utf8_is_one_line(stage1_run, pairs, tmp_
         assert capsys.readouterr().err == expected
     assert _tree_hashes(run) == before
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "g").exists()
+
+
+def test_reused_folder_gets_the_new_init_model(stage1_run, pairs, tmp_path, caplog):
+    run = tmp_path / "g"
+    run.mkdir()
+    (run / "config.yaml").write_text((stage1_run / "config.yaml").read_text())  # a run stopped before step 1
+    other, sampler, _ = load_checkpoint(stage1_run)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    save_checkpoint(run / "uncertainty.safetensors", other, sampler)  # an earlier --init's frozen model
+    train(TrainConfig(data=str(pairs), out=str(run), stage="gsad", init=str(stage1_run), **{**TINY, "max_steps": 1}))
+    assert "holds no saved training state yet" in caplog.text
+    frozen, _, meta = load_checkpoint(run / "uncertainty.safetensors")
+    _assert_same_tensors(frozen.state_dict(), load_checkpoint(stage1_run)[0].state_dict())
+    assert meta["gsad.source"] == str(stage1_run / "checkpoints" / "step_0000003.safetensors")
