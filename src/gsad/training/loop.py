@@ -232,7 +232,7 @@ def _read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def newest_intact_state(run_dir: str | os.PathLike, warn: bool = True) -> tuple[Path, dict[str, Any]] | None:
+def _newest_intact_state(run_dir: str | os.PathLike, warn: bool = True) -> tuple[Path, dict[str, Any]] | None:
     """The newest state of a run that can be read, and its contents; None when there is no state.
 
     Unreadable newer states (truncated, corrupt) are skipped with a warning naming each;
@@ -333,7 +333,7 @@ class Trainer:
         """The state to resume from; for a fresh run, check that ``out`` may be (re)used."""
         run = self.run_dir
         if resume:
-            found = newest_intact_state(run, warn=self.ctx.is_main)
+            found = _newest_intact_state(run, warn=self.ctx.is_main)
             if found is None:
                 raise CheckpointError(
                     f"{run}: no saved training state to resume ({CHECKPOINT_DIR}/step_*.state.pt); "
