@@ -116,5 +116,5 @@ def test_ensemble_averages_symmetric_trajectories(tiny_checkpoint, dark_image):
     # the image API takes the same option and rounds the same mean
     out = enh.enhance(dark_image, sampler="ddim", steps=2, seed=7, start="exposure", ensemble=5)
     assert np.abs(out.astype(int) - from_model(mean).astype(int)).max() == 0
-    with pytest.raises(ConfigError, match="ensemble: must be 1 to 8, got 9"):
+    with pytest.raises(ConfigError, match="ensemble: must be a whole number from 1 to 8, got 9"):
         enh.enhance(dark_image, ensemble=9)
