@@ -216,6 +216,12 @@ def plan_outputs(
     if not to_folder and not is_image_file(out):
         report(f"{out}: unknown output image format {out.suffix or '(no suffix)'!r}; name a .png/.jpg file or a folder")
         return []
+    if to_folder and sources:
+        try:
+            check_folder(out)
+        except InputError as exc:
+            report(str(exc))
+            return []
     run_inputs = list(sources)
     if checkpoint is not None:
         from gsad.checkpoints import resolve_checkpoint
@@ -229,12 +235,6 @@ def plan_outputs(
             plan.append((src, outputs.check(dst, overwrite, source=src)))
         except InputError as exc:
             report(str(exc))
-    if plan and to_folder:
-        try:
-            check_folder(out)
-        except InputError as exc:
-            report(str(exc))
-            return []
     return plan
 
 

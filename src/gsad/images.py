@@ -95,7 +95,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
             if max_pixels is not None and width * height > max_pixels:
                 raise InputError(
                     f"{path}: {width} x {height} is {width * height / 1e6:.1f} megapixels, over the limit of "
-                    f"{max_pixels / 1e6:g} (use --max-megapixels to raise it)"
+                    f"{max_pixels / 1e6:g} megapixels (use --max-megapixels to raise it)"
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
