@@ -127,7 +127,9 @@ def test_absurd_numbers_are_refused_when_parsed(tiny_checkpoint, tmp_path, capsy
 
 
 @pytest.mark.parametrize("sampler", ["reference", "ddim", "dpmpp"])
-def test_schedules_that_underflow_are_refused_with_the_valid_range(tiny_checkpoint, tmp_path, capsys, sampler, file_hashes):
+def test_schedules_that_underflow_are_refused_with_the_valid_range(
+    tiny_checkpoint, tmp_path, capsys, sampler, file_hashes
+):
     src = _save(tmp_path / "in.png", 30)
     before = file_hashes(tmp_path)
     lines = _run(["enhance", str(src), "-o", str(tmp_path / "o.png"), "--checkpoint", str(tiny_checkpoint),
@@ -168,7 +170,9 @@ def test_nan_weights_are_named_and_nothing_is_written(tmp_path, capsys):
 # --- 3. decompression bombs ------------------------------------------------------------------------
 
 
-def test_images_over_the_pixel_limit_are_skipped_in_a_folder_run(tiny_checkpoint, tmp_path, capsys, file_hashes, png_header_only):
+def test_images_over_the_pixel_limit_are_skipped_in_a_folder_run(
+    tiny_checkpoint, tmp_path, capsys, file_hashes, png_header_only
+):
     d = tmp_path / "in"
     d.mkdir()
     _save(d / "a.png", 30)
@@ -293,7 +297,9 @@ def test_read_only_folder(tiny_checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(28, "No space left on device"),
                                    IsADirectoryError(21, "Is a directory")])
-def test_any_os_error_at_the_write_boundary_is_one_line(tiny_checkpoint, tmp_path, capsys, monkeypatch, error, file_hashes):
+def test_any_os_error_at_the_write_boundary_is_one_line(
+    tiny_checkpoint, tmp_path, capsys, monkeypatch, error, file_hashes
+):
     """What os.access cannot foresee (root on a read-only mount, a full disk) still gives one line."""
     src = _save(tmp_path / "a.png", 30)
     pairs = tmp_path / "pairs"

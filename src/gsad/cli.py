@@ -626,7 +626,8 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     if not args.dry_run:
         notes = {"tuned_psnr": f"{best.psnr:.3f}", "tuned_ssim": f"{best.ssim:.4f}", "tuned_metric": args.metric,
                  "tuned_on": f"{args.data} ({len(pairs)} pairs)"}
-        update_sampler_defaults(source, best.settings, notes, output=target, overwrite=args.overwrite or not args.output)
+        update_sampler_defaults(source, best.settings, notes, output=target,
+                                overwrite=args.overwrite or not args.output)
         print(f"wrote sampler defaults to {target}")
     return 0
 
