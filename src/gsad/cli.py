@@ -533,14 +533,13 @@ def _run_train(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _number_list(kind: type) -> Callable[[str], tuple]:
+def _number_list(one: Callable[[str], object]) -> Callable[[str], tuple]:
+    """Comma-separated values, each parsed and checked by the single-value type ``one``."""
+
     def parse(text: str) -> tuple:
-        try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-        if not values or any(v <= 0 for v in values):
-            raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+        values = tuple(one(v.strip()) for v in text.split(",") if v.strip())
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
         return values
 
     return parse
@@ -568,11 +567,11 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"), help="LOL split to use (default test)")
     p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
                    help="sampler to tune (default reference)")
-    p.add_argument("--steps", type=_number_list(int), default=DEFAULT_STEPS, metavar="N[,N...]",
+    p.add_argument("--steps", type=_number_list(_steps), default=DEFAULT_STEPS, metavar="N[,N...]",
                    help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
-    p.add_argument("--beta-starts", type=_number_list(float), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
+    p.add_argument("--beta-starts", type=_number_list(_beta), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
                    help=f"first betas to try (default {','.join(map(str, DEFAULT_BETA_STARTS))})")
-    p.add_argument("--beta-ends", type=_number_list(float), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
+    p.add_argument("--beta-ends", type=_number_list(_beta), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
                    help=f"last betas to try (default {','.join(map(str, DEFAULT_BETA_ENDS))})")
     p.add_argument("--starts", type=_choice_list(START_NAMES), default=("noise",), metavar="S[,S...]",
                    help="trajectory starts to try: noise (the paper), exposure (warm start from the input's "
@@ -581,7 +580,7 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
                    help="what picks the winner: mean psnr (default; brightness errors weigh most) or mean ssim "
                         "(residual noise and lost detail weigh more); the other breaks ties after fewer "
                         "network evaluations (steps x ensemble)")
-    p.add_argument("--ensembles", type=_number_list(int), default=(1,), metavar="N[,N...]",
+    p.add_argument("--ensembles", type=_number_list(_ensemble), default=(1,), metavar="N[,N...]",
                    help=f"self-ensemble sizes to try (1-{MAX_ENSEMBLE} trajectories on flipped/transposed copies, "
                         "averaged; default 1)")
     p.add_argument("--max-evaluations", type=_positive_int, metavar="N",

@@ -64,9 +64,10 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     write boundary, :func:`write_output`, catches what is left).
     """
     path = Path(path)
-    if path.is_dir():
+    resolved = path.resolve()  # what the write will reach, e.g. through 'new_folder/..'
+    if path.is_dir() or resolved.is_dir():
         raise InputError(f"{path}: is a folder; name an output file")
-    if (path.exists() or path.is_symlink()) and not overwrite:
+    if (path.exists() or path.is_symlink() or resolved.exists()) and not overwrite:
         raise InputError(f"{path}: output exists (use --overwrite to replace it)")
     _check_parent(path, path.absolute().parent)
     return path
@@ -106,12 +107,14 @@ def write_output(path: str | os.PathLike, write: Callable[[str], None], overwrit
 
 
 def _identity(path: Path) -> tuple:
-    """(device, inode) of an existing file, else its resolved, case-folded path."""
+    """(device, inode) of an existing file, else its resolved, case-folded path. The path is resolved
+    first (symlinks, ``..`` after a folder that does not exist yet), as the write will see it."""
+    resolved = path.resolve()
     try:
-        st = path.stat()
+        st = resolved.stat()
         return ("inode", st.st_dev, st.st_ino)
     except OSError:
-        return ("path", os.path.normcase(str(path.resolve())).casefold())
+        return ("path", os.path.normcase(str(resolved)).casefold())
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
