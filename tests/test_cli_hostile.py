@@ -29,6 +29,15 @@ def _lines(capsys):
     return [line[line.index("gsad: error: "):] for line in re.split(r"[\r\n]", err) if "gsad: error: " in line]
 
 
+def _pairs(tmp_path):
+    """A one-pair dataset tmp_path/pairs/{low,high}/a.png."""
+    pairs = tmp_path / "pairs"
+    for side in ("low", "high"):
+        (pairs / side).mkdir(parents=True)
+        _save(pairs / side / "a.png", 30)
+    return pairs
+
+
 def _run(argv, capsys, code=1):
     """main(argv) must exit ``code`` with only one-line errors; returns those lines."""
     assert main(argv) == code
@@ -260,10 +269,7 @@ def test_outputs_under_an_unwritable_path_are_one_line(tiny_checkpoint, tmp_path
     d = tmp_path / "in"
     d.mkdir()
     src = _save(d / "a.png", 30)
-    pairs = tmp_path / "pairs"
-    for side in ("low", "high"):
-        (pairs / side).mkdir(parents=True)
-        _save(pairs / side / "a.png", 30)
+    pairs = _pairs(tmp_path)
     before = file_hashes(tmp_path)
     cases = [
         (["enhance", str(d), "-o", str(blocker / "sub" / "out")], blocker / "sub" / "out"),
@@ -302,10 +308,7 @@ def test_any_os_error_at_the_write_boundary_is_one_line(
 ):
     """What os.access cannot foresee (root on a read-only mount, a full disk) still gives one line."""
     src = _save(tmp_path / "a.png", 30)
-    pairs = tmp_path / "pairs"
-    for side in ("low", "high"):
-        (pairs / side).mkdir(parents=True)
-        _save(pairs / side / "a.png", 30)
+    pairs = _pairs(tmp_path)
     before = file_hashes(tmp_path)
 
     def fail(*args, **kwargs):
@@ -325,10 +328,7 @@ def test_any_os_error_at_the_write_boundary_is_one_line(
 
 
 def test_evaluate_report_pointing_at_a_folder(tmp_path, capsys):
-    pairs = tmp_path / "pairs"
-    for side in ("low", "high"):
-        (pairs / side).mkdir(parents=True)
-        _save(pairs / side / "a.png", 30)
+    pairs = _pairs(tmp_path)
     folder = tmp_path / "reports"
     folder.mkdir()
     lines = _run(["evaluate", "--data", str(pairs), "--predictions", str(pairs / "low"), "--report", str(folder)],
@@ -341,10 +341,7 @@ def test_evaluate_report_pointing_at_a_folder(tmp_path, capsys):
 
 
 def test_evaluate_reports_refuse_existing_files(tmp_path, capsys, file_hashes):
-    pairs = tmp_path / "pairs"
-    for side in ("low", "high"):
-        (pairs / side).mkdir(parents=True)
-        _save(pairs / side / "a.png", 30)
+    pairs = _pairs(tmp_path)
     preds = tmp_path / "preds"
     preds.mkdir()
     _save(preds / "a.png", 40)
@@ -357,3 +354,18 @@ def test_evaluate_reports_refuse_existing_files(tmp_path, capsys, file_hashes):
     assert file_hashes(tmp_path) == before
     assert main([*base, "--csv", str(other), "--overwrite"]) == 0
     assert other.read_text().startswith("name,psnr,ssim")
+
+
+def test_reports_and_tuned_checkpoints_never_replace_inputs_or_files(tiny_checkpoint, tmp_path, capsys, file_hashes):
+    pairs = _pairs(tmp_path)
+    taken = tmp_path / "taken.safetensors"
+    taken.write_bytes(b"someone's file")
+    before = file_hashes(tmp_path)
+    lines = _run(["evaluate", "--data", str(pairs), "--checkpoint", str(tiny_checkpoint), "--report",
+                  str(tiny_checkpoint), "--overwrite"], capsys)
+    assert lines == [f"gsad: error: {tiny_checkpoint}: output would replace an input of this run (refused even with "
+                     "--overwrite); choose another output"]
+    lines = _run(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(pairs), "--steps", "1",
+                  "--output", str(taken)], capsys)
+    assert lines == [f"gsad: error: {taken}: output exists (use --overwrite to replace it)"]
+    assert file_hashes(tmp_path) == before
