@@ -349,8 +349,10 @@ def test_evaluate_reports_refuse_existing_files(tmp_path, capsys, file_hashes):
     before = file_hashes(tmp_path)
     base = ["evaluate", "--data", str(pairs), "--predictions", str(preds)]
     for flag in ("--csv", "--report"):
-        lines = _run([*base, flag, str(other)], capsys)
-        assert lines == [f"gsad: error: {other}: output exists (use --overwrite to replace it)"]
+        assert main([*base, flag, str(other)]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.splitlines()[-1] == f"gsad: error: {other}: output exists (use --overwrite to replace it)"
+        assert "PSNR" not in captured.out  # refused before anything was scored
     assert file_hashes(tmp_path) == before
     assert main([*base, "--csv", str(other), "--overwrite"]) == 0
     assert other.read_text().startswith("name,psnr,ssim")
@@ -369,3 +371,21 @@ def test_reports_and_tuned_checkpoints_never_replace_inputs_or_files(tiny_checkp
                   "--output", str(taken)], capsys)
     assert lines == [f"gsad: error: {taken}: output exists (use --overwrite to replace it)"]
     assert file_hashes(tmp_path) == before
+
+
+def test_sub_folder_that_cannot_be_made_is_one_line(tiny_checkpoint, tmp_path, capsys, monkeypatch, file_hashes):
+    """A read-only parent as root sees it: making the sub-folder fails with PermissionError."""
+    d = tmp_path / "in"
+    d.mkdir()
+    src = _save(d / "a.png", 30)
+    before = file_hashes(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("os.mkdir", refuse)
+    for source, out, named in ((src, tmp_path / "sub" / "o.png", tmp_path / "sub" / "o.png"),
+                               (d, tmp_path / "sub" / "out", tmp_path / "sub" / "out" / "a.png")):
+        lines = _run(["enhance", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint)], capsys)
+        assert lines == [f"gsad: error: {named}: cannot write (Permission denied)"]
+    assert file_hashes(tmp_path) == before and not (tmp_path / "sub").exists()
