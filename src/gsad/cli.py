@@ -20,11 +20,13 @@ from gsad.config import (
     MAX_ENSEMBLE,
     MAX_EXPOSURE,
     MAX_STEPS,
+    MAX_TILE,
     START_NAMES,
     check_beta,
     check_ensemble,
     check_exposure,
     check_int,
+    check_real,
     check_seed,
     check_steps,
 )
@@ -63,23 +65,27 @@ def _checked(parse: Callable[[str], object], check: Callable[[object, str], obje
     return convert
 
 
-def _positive_int(text: str) -> int:
-    return _checked(int, lambda v, name: check_int(v, name, 1, 2**31 - 1), "a whole number")(text)
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    return _checked(int, lambda v, name: check_int(v, name, low, high), "a whole number")
 
 
+def _real(low: float, high: float, open_low: bool = False, open_high: bool = False) -> Callable[[str], float]:
+    return _checked(float, lambda v, name: check_real(v, name, low, high, open_low, open_high), "a number")
+
+
+_positive_int = _whole(1, 2**31 - 1)
+_count = _whole(0, 2**31 - 1)
+_tile = _whole(0, MAX_TILE)
+_workers = _whole(0, 256)
 _steps = _checked(int, check_steps, "a whole number")
 _seed = _checked(int, check_seed, "a whole number")
 _ensemble = _checked(int, check_ensemble, "a whole number")
 _beta = _checked(float, check_beta, "a number")
 _exposure = _checked(float, check_exposure, "a number")
-_tile = _checked(int, lambda v, name: check_int(v, name, 0, 65536), "a whole number")
-_workers = _checked(int, lambda v, name: check_int(v, name, 0, 256), "a whole number")
-
-
-def _megapixels(text: str) -> float:
-    from gsad.config import check_real
-
-    return _checked(float, lambda v, name: check_real(v, name, 0.0, 1e6, open_low=True), "a number")(text)
+_megapixels = _real(0.0, 1e6, open_low=True)
+_learning_rate = _real(0.0, 1.0, open_low=True)
+_ema_decay = _real(0.0, 1.0, open_high=True)
+_weight = _real(0.0, 1e6)
 
 
 def _unit_number(text: str, closed: bool) -> float:
@@ -95,18 +101,6 @@ def _unit_number(text: str, closed: bool) -> float:
 
 def _fraction(text: str) -> float:
     return _unit_number(text, closed=True)
-
-
-def _real(low: float, high: float, open_low: bool = False, open_high: bool = False) -> Callable[[str], float]:
-    from gsad.config import check_real
-
-    return _checked(float, lambda v, name: check_real(v, name, low, high, open_low, open_high), "a number")
-
-
-_learning_rate = _real(0.0, 1.0, open_low=True)
-_ema_decay = _real(0.0, 1.0, open_high=True)
-_weight = _real(0.0, 1e6)
-_count = _checked(int, lambda v, name: check_int(v, name, 0, 2**31 - 1), "a whole number")
 
 
 def add_max_megapixels(parser: argparse.ArgumentParser) -> None:

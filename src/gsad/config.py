@@ -35,6 +35,9 @@ MIN_ALPHA_BAR = 1e-30
 #: Largest exposure change in stops (2**10: a thousand times the light either way).
 MAX_EXPOSURE = 10.0
 
+#: Largest tile side of tiled inference (``tile`` is 0 for no tiling, or 1 to this).
+MAX_TILE = 65536
+
 #: Bounds on architecture numbers read from checkpoints and configs (the paper's widest is 256).
 MAX_CHANNELS, MAX_LEVELS = 8192, 8
 

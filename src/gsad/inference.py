@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gsad.checkpoints import load_checkpoint
-from gsad.config import SamplerConfig, check_exposure, check_int
+from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int
 from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
@@ -36,8 +36,6 @@ DEFAULT_MODEL = "default.safetensors"
 
 #: Images with more pixels than this are enhanced in tiles unless told otherwise.
 AUTO_TILE_PIXELS = 1024 * 1024
-#: Largest tile side accepted (``tile`` is 0 for no tiling, or 1 to this).
-MAX_TILE = 65536
 #: Tile side and overlap used by automatic tiling.
 AUTO_TILE, TILE_OVERLAP = 512, 64
 
