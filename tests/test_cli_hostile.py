@@ -158,6 +158,9 @@ def test_convert_refuses_settings_that_would_break_later_runs(tiny_checkpoint, t
     lines = _run(["convert", str(tiny_checkpoint), str(target), "--steps", "9999"], capsys, code=2)
     assert lines == ["gsad: error: argument --steps: must be a whole number from 1 to 1000, got 9999 "
                      "(see 'gsad convert --help')"]
+    lines = _run(["convert", str(tiny_checkpoint), str(target), "--seed", "99999999999999999999999"], capsys, code=2)
+    assert lines == ["gsad: error: argument --seed: must be a whole number from 0 to 4294967295, got "
+                     "99999999999999999999999 (see 'gsad convert --help')"]
     lines = _run(["convert", str(tiny_checkpoint), str(target), "--steps", "500", "--beta-end", "0.9"], capsys)
     assert lines[0].startswith("gsad: error: steps: 500 steps of beta 0.002 -> 0.9 drive alpha_bar below 1e-30")
     assert not target.exists()
