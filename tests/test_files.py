@@ -70,3 +70,10 @@ def test_output_plan_refuses_inputs_and_collisions_with_or_without_case(tmp_path
         "or use separate output folders"
     )
     assert plan.problem(tmp_path / "out" / "y.png") is None
+
+
+def test_a_symlink_loop_as_output_is_one_line(tmp_path):
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    assert OutputPlan([]).problem(tmp_path / "loop.png") is None
+    with pytest.raises(InputError, match="loop.png: output exists"):
+        write_output(tmp_path / "loop.png", _text("x"), overwrite=False)

@@ -64,7 +64,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     write boundary, :func:`write_output`, catches what is left).
     """
     path = Path(path)
-    resolved = path.resolve()  # what the write will reach, e.g. through 'new_folder/..'
+    resolved = _resolve(path)  # what the write will reach, e.g. through 'new_folder/..'
     if path.is_dir() or resolved.is_dir():
         raise InputError(f"{path}: is a folder; name an output file")
     if (path.exists() or path.is_symlink() or resolved.exists()) and not overwrite:
@@ -106,10 +106,18 @@ def write_output(path: str | os.PathLike, write: Callable[[str], None], overwrit
         raise InputError(f"{path}: cannot write ({os_reason(exc)})") from None
 
 
+def _resolve(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path where links loop (the write then fails, in one line)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _identity(path: Path) -> tuple:
     """(device, inode) of an existing file, else its resolved, case-folded path. The path is resolved
     first (symlinks, ``..`` after a folder that does not exist yet), as the write will see it."""
-    resolved = path.resolve()
+    resolved = _resolve(path)
     try:
         st = resolved.stat()
         return ("inode", st.st_dev, st.st_ino)
@@ -142,7 +150,7 @@ class OutputPlan:
         if _identity(dst) in self._inputs:
             return f"{dst}: output would replace an input of this run (refused even with --overwrite); " \
                    "choose another output"
-        key = os.path.normcase(str(dst.resolve())).casefold()
+        key = os.path.normcase(str(_resolve(dst))).casefold()
         if key in self._planned:
             first = self._planned[key]
             return f"{dst}: would be written twice, for {first} and for {source or 'another output'}; " \
