@@ -45,9 +45,12 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
-    )
+    try:
+        return sorted(
+            p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
+        )
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
