@@ -392,3 +392,24 @@ def test_sub_folder_that_cannot_be_made_is_one_line(tiny_checkpoint, tmp_path, c
         lines = _run(["enhance", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint)], capsys)
         assert lines == [f"gsad: error: {named}: cannot write (Permission denied)"]
     assert file_hashes(tmp_path) == before and not (tmp_path / "sub").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--lr", "nan"], "argument --lr: must be a number in (0, 1], got nan"),
+        (["train", "--seed", "18446744073709551616"],
+         "argument --seed: must be a whole number from 0 to 4294967295, got 18446744073709551616"),
+        (["train", "--sampler-steps", "5000"],
+         "argument --sampler-steps: must be a whole number from 1 to 1000, got 5000"),
+        (["train", "--num-workers", "-2"], "argument --num-workers: must be a whole number from 0 to 256, got -2"),
+        (["tune-schedule", "--checkpoint", "c", "--data", "d", "--steps", "5,9999"],
+         "argument --steps: must be a whole number from 1 to 1000, got 9999"),
+        (["tune-schedule", "--checkpoint", "c", "--data", "d", "--beta-ends", "0.5,inf"],
+         "argument --beta-ends: must be a number in (0, 1), got inf"),
+        (["synthesize", "--bundled", "-o", "x", "--seed", "1.5"],
+         "argument --seed: expected a whole number, got '1.5'"),
+    ],
+)
+def test_other_commands_check_numbers_with_the_same_rules(capsys, argv, message):
+    assert _run(argv, capsys, code=2) == [f"gsad: error: {message} (see 'gsad {argv[0]} --help')"]
