@@ -39,3 +39,42 @@ def dark_image() -> np.ndarray:
     base = (x * 2 + y).astype(np.float64)
     img = np.stack([base, base * 0.8, base * 0.5], axis=2) + rng.normal(0, 2, (20, 28, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _file_hashes(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under ``roots`` (files or folders): compare before and after a run
+    to prove that nothing was changed, replaced, added or removed."""
+    import hashlib
+
+    out = {}
+    for root in map(Path, roots):
+        for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
+            out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims ``width`` x ``height`` (a decompression bomb's shape): a
+    valid IHDR, one small IDAT of zeros, IEND (about 100 bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture()
+def file_hashes():
+    """:func:`_file_hashes`: sha256 of every file under some paths."""
+    return _file_hashes
+
+
+@pytest.fixture()
+def png_header_only():
+    """:func:`_png_header_only`: a tiny PNG claiming a given size."""
+    return _png_header_only

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from gsad.data.layouts import find_pairs
-from gsad.errors import DataError
+from gsad.errors import DataError, InputError
 from gsad.evaluation import evaluate, format_table, write_report_csv, write_report_json
 from gsad.metrics import score_pair
 
@@ -105,3 +105,11 @@ def test_table_and_reports(tmp_path):
     assert float(rows[0]["ssim_gtmean"]) == pytest.approx(report_b["images"][0]["ssim_gtmean"])
     assert list(rows[0]) == ["name", "psnr", "ssim", "psnr_gtmean", "ssim_gtmean"]
     assert not list((tmp_path / "out").glob(".*tmp"))
+    # reports replace a file only when told to (the library default is the CLI's: no)
+    before = csv_path.read_bytes()
+    with pytest.raises(InputError, match=f"^{csv_path}: output exists \\(use --overwrite to replace it\\)$"):
+        write_report_csv(csv_path, report)
+    with pytest.raises(InputError, match=f"^{json_path}: output exists"):
+        write_report_json(json_path, report)
+    assert csv_path.read_bytes() == before
+    assert write_report_csv(csv_path, report, overwrite=True).read_bytes() != before

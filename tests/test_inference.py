@@ -116,5 +116,39 @@ def test_ensemble_averages_symmetric_trajectories(tiny_checkpoint, dark_image):
     # the image API takes the same option and rounds the same mean
     out = enh.enhance(dark_image, sampler="ddim", steps=2, seed=7, start="exposure", ensemble=5)
     assert np.abs(out.astype(int) - from_model(mean).astype(int)).max() == 0
-    with pytest.raises(ConfigError, match="ensemble: must be 1 to 8, got 9"):
+    with pytest.raises(ConfigError, match="ensemble: must be a whole number from 1 to 8, got 9"):
         enh.enhance(dark_image, ensemble=9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": 1.5}, "seed: must be a whole number from 0 to 4294967295, got 1.5"),
+        ({"steps": 2.5}, "steps: must be a whole number from 1 to 1000, got 2.5"),
+        ({"seed": 2**64 - 1}, "seed: must be a whole number from 0 to 4294967295, got 18446744073709551615"),
+        ({"exposure": float("nan")}, r"exposure: must be a number in \[-10, 10\] stops, got nan"),
+        ({"exposure": float("inf")}, r"exposure: must be a number in \[-10, 10\] stops, got inf"),
+        ({"tile": 2.5}, "tile: must be a whole number from 0 to 65536, got 2.5"),
+        ({"beta_end": float("inf")}, r"beta_end: must be a number in \(0, 1\), got inf"),
+    ],
+)
+def test_api_refuses_bad_numbers_with_gsad_errors(tiny_checkpoint, dark_image, kwargs, message):
+    enhancer = Enhancer(tiny_checkpoint, device="cpu")
+    with pytest.raises(ConfigError, match=message):
+        enhancer.enhance(dark_image, **kwargs)
+
+
+def test_numpy_integers_are_accepted_and_give_the_same_image(tiny_checkpoint, dark_image):
+    enhancer = Enhancer(tiny_checkpoint, device="cpu")
+    a = enhancer.enhance(dark_image, sampler="ddim", steps=np.int64(2), seed=np.int32(3))
+    assert np.array_equal(a, enhancer.enhance(dark_image, sampler="ddim", steps=2, seed=3))
+
+
+def test_non_finite_network_output_is_an_error_not_a_black_image(tiny_checkpoint, dark_image, monkeypatch):
+    from gsad.errors import ModelOutputError
+
+    enhancer = Enhancer(tiny_checkpoint, device="cpu")
+    with torch.no_grad():
+        enhancer.model.out_conv.bias.fill_(float("nan"))  # after loading: the load check cannot see it
+    with pytest.raises(ModelOutputError, match=f"{tiny_checkpoint}: the network produced NaN or infinite values"):
+        enhancer.enhance(dark_image, sampler="ddim")

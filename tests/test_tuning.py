@@ -81,7 +81,7 @@ def test_tune_schedule_ensembles_within_an_evaluation_budget(tmp_path, tiny_chec
     with pytest.raises(ConfigError, match="evaluation budget"):
         tune_schedule(enh, pairs, "ddim", steps=(2,), beta_ends=(0.5,), progress=False, ensembles=(2,),
                       max_evaluations=3)
-    with pytest.raises(ConfigError, match="ensemble: must be 1 to 8"):
+    with pytest.raises(ConfigError, match="ensemble: must be a whole number from 1 to 8"):
         tune_schedule(enh, pairs, "ddim", steps=(1,), beta_ends=(0.5,), progress=False, ensembles=(9,))
 
 

@@ -29,7 +29,7 @@ import torch
 
 from gsad.config import NetworkConfig, SamplerConfig, from_dict, to_dict
 from gsad.errors import CheckpointError, ConfigError
-from gsad.files import atomic_write
+from gsad.files import write_output
 from gsad.network.unet import UNet
 
 FORMAT_VERSION = "1"
@@ -197,6 +197,12 @@ def to_reference_state_dict(model: UNet, prefix: str = "denoise_fn.") -> dict[st
 
 def _load_strict(model: UNet, state: dict[str, torch.Tensor], source: str) -> None:
     expected = model.state_dict()
+    _check_state(state, expected, source)
+    model.load_state_dict(state)
+
+
+def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that do not fit ``expected`` (names, shapes) or hold NaN/inf values."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -207,7 +213,22 @@ def _load_strict(model: UNet, state: dict[str, torch.Tensor], source: str) -> No
             raise CheckpointError(
                 f"{source}: tensor {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
             )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{source}: tensor {key} holds NaN or infinite values (a diverged or corrupt model); "
+                "it would only produce black images"
+            )
+
+
+def _build_checked(config: NetworkConfig, state: dict[str, torch.Tensor], source: str) -> UNet:
+    """A U-Net of ``config`` holding ``state``; names and shapes are checked on a weightless copy
+    first, so metadata claiming a huge network cannot allocate it."""
+    with torch.device("meta"):
+        skeleton = UNet(config)
+    _check_state(state, skeleton.state_dict(), source)
+    model = UNet(config)
     model.load_state_dict(state)
+    return model
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,8 +241,12 @@ def save_checkpoint(
     model: UNet,
     sampler: SamplerConfig | None = None,
     notes: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Path:
-    """Write ``model`` (+ sampler defaults and notes) as a gsad safetensors file, atomically."""
+    """Write ``model`` (+ sampler defaults and notes) as a gsad safetensors file, atomically.
+
+    An existing file is replaced only with ``overwrite`` (training replaces its own files; the
+    CLI passes the user's ``--overwrite``); write failures are one InputError line."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -233,7 +258,7 @@ def save_checkpoint(
     for key, value in (notes or {}).items():
         metadata[f"gsad.{key}"] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return write_output(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -252,16 +277,19 @@ def update_sampler_defaults(
     sampler: SamplerConfig,
     notes: dict[str, Any] | None = None,
     output: str | os.PathLike | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Store new sampler defaults (and extra notes) in a gsad checkpoint, keeping its other notes.
 
-    Writes ``output`` when given, else rewrites ``path`` in place (atomically).
+    Writes ``output`` when given (an existing one only with ``overwrite``), else rewrites
+    ``path`` in place (atomically).
     """
     model, _, meta = load_checkpoint(path)
     reserved = ("gsad.format", "gsad.network", "gsad.sampler")
     kept = {k[len("gsad.") :]: v for k, v in meta.items() if k.startswith("gsad.") and k not in reserved}
     kept.update(notes or {})
-    return save_checkpoint(output or resolve_checkpoint(path), model, sampler, kept)
+    return save_checkpoint(output or resolve_checkpoint(path), model, sampler, kept,
+                           overwrite=overwrite or output is None)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -329,9 +357,7 @@ def _load_gsad(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # corrupt or truncated tensor data
         raise CheckpointError(f"{path}: corrupt safetensors data ({_first_line(exc)})") from None
-    model = UNet(config)
-    _load_strict(model, state, str(path))
-    return model.eval(), sampler, meta
+    return _build_checked(config, state, str(path)).eval(), sampler, meta
 
 
 def _load_reference(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:

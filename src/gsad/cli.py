@@ -15,9 +15,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gsad import __version__
-from gsad.config import LOSS_WEIGHTINGS, MAX_ENSEMBLE, START_NAMES
+from gsad.config import (
+    LOSS_WEIGHTINGS,
+    MAX_ENSEMBLE,
+    MAX_EXPOSURE,
+    MAX_STEPS,
+    MAX_TILE,
+    START_NAMES,
+    check_beta,
+    check_ensemble,
+    check_exposure,
+    check_int,
+    check_real,
+    check_seed,
+    check_steps,
+)
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
-from gsad.errors import GsadError, InputError
+from gsad.errors import ConfigError, GsadError, InputError
 
 PROG = "gsad"
 
@@ -26,14 +40,52 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse with gsad's one-line errors: ``gsad: error: argument --steps: ...``, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _error(f"{message} (see '{self.prog} --help')")
+        raise SystemExit(2)
+
+
+def _checked(parse: Callable[[str], object], check: Callable[[object, str], object], what: str) -> Callable:
+    """An argparse type: ``parse`` the text, then apply gsad.config's checker (the same one the
+    library and checkpoint loading use), so a flag, an API call and a stored value share one rule."""
+
+    def convert(text: str) -> object:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        try:
+            return check(value, "")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    return _checked(int, lambda v, name: check_int(v, name, low, high), "a whole number")
+
+
+def _real(low: float, high: float, open_low: bool = False, open_high: bool = False) -> Callable[[str], float]:
+    return _checked(float, lambda v, name: check_real(v, name, low, high, open_low, open_high), "a number")
+
+
+_positive_int = _whole(1, 2**31 - 1)
+_count = _whole(0, 2**31 - 1)
+_tile = _whole(0, MAX_TILE)
+_workers = _whole(0, 256)
+_steps = _checked(int, check_steps, "a whole number")
+_seed = _checked(int, check_seed, "a whole number")
+_ensemble = _checked(int, check_ensemble, "a whole number")
+_beta = _checked(float, check_beta, "a number")
+_exposure = _checked(float, check_exposure, "a number")
+_megapixels = _real(0.0, 1e6, open_low=True)
+_learning_rate = _real(0.0, 1.0, open_low=True)
+_ema_decay = _real(0.0, 1.0, open_high=True)
+_weight = _real(0.0, 1e6)
 
 
 def _unit_number(text: str, closed: bool) -> float:
@@ -47,12 +99,21 @@ def _unit_number(text: str, closed: bool) -> float:
     return value
 
 
-def _beta(text: str) -> float:
-    return _unit_number(text, closed=False)
-
-
 def _fraction(text: str) -> float:
     return _unit_number(text, closed=True)
+
+
+def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
+    """``--max-megapixels``: the size limit of image files read (gsad.images.MAX_PIXELS)."""
+    from gsad.images import MAX_PIXELS
+
+    parser.add_argument("--max-megapixels", type=_megapixels, default=MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse image files larger than MP megapixels, from their header, before decoding "
+                             f"(default {MAX_PIXELS / 1e6:g}; protects against decompression bombs)")
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    return int(args.max_megapixels * 1e6)
 
 
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
@@ -61,14 +122,17 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", choices=SAMPLER_CHOICES,
                    help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
                         "dpmpp: deterministic DPM-Solver++(2M), fewer steps")
-    g.add_argument("--steps", type=_positive_int, help="number of sampling steps (paper: 20 for LOL-v1, 10 for LOL-v2)")
+    g.add_argument("--steps", type=_steps,
+                   help=f"number of sampling steps, 1-{MAX_STEPS}, fewer where the betas would drive alpha_bar "
+                        "below 1e-30 (paper: 20 for LOL-v1, 10 for LOL-v2)")
     g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the short linear test schedule (paper LOL-v1: 0.88)")
-    g.add_argument("--seed", type=int, help="seed of the sampler's noise; same seed, same output on any device")
+    g.add_argument("--seed", type=_seed,
+                   help="seed of the sampler's noise, 0 to 2**32 - 1; same seed, same output on any device")
     g.add_argument("--start", choices=START_NAMES,
                    help="noise: start the trajectory from pure noise (the paper); exposure: from the input's "
                         "global auto-exposure, noised to the schedule's first level (warm start)")
-    g.add_argument("--ensemble", type=_positive_int, metavar="N",
+    g.add_argument("--ensemble", type=_ensemble, metavar="N",
                    help=f"average N trajectories run on flipped/transposed copies of the input (1-{MAX_ENSEMBLE}): "
                         "less residual noise, N times the time")
 
@@ -94,11 +158,13 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="PATH",
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     add_sampler_options(p)
-    p.add_argument("--tile", type=int, metavar="SIZE",
+    p.add_argument("--tile", type=_tile, metavar="SIZE",
                    help="enhance in overlapping tiles of SIZE px (bounded memory for any image size); "
                         "0 never tiles; default: tiles of 512 for images over 1 megapixel")
-    p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
-                   help="make the result brighter (+EV) or darker (-EV) than the model's choice, in stops")
+    p.add_argument("--exposure", type=_exposure, default=0.0, metavar="EV",
+                   help=f"make the result brighter (+EV) or darker (-EV) than the model's choice, in stops "
+                        f"(-{MAX_EXPOSURE:g} to {MAX_EXPOSURE:g})")
+    add_max_megapixels(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="network precision: fp32 (default, exact), bf16 (CPUs with avx512_bf16, GPUs), fp16 (GPUs)")
@@ -106,9 +172,20 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
 
 
 def plan_outputs(
-    inputs: Sequence[str], output: str, overwrite: bool, report: Callable[[str], None]
+    inputs: Sequence[str],
+    output: str,
+    overwrite: bool,
+    report: Callable[[str], None],
+    checkpoint: str | None = None,
 ) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs for ``gsad enhance``; problems are reported and skipped."""
+    """(source, destination) pairs for ``gsad enhance``, every destination checked before any work.
+
+    Problems are reported and the image skipped: a destination that is one of the run's inputs
+    (any input image, or the checkpoint; after resolving links and case) is refused even with
+    ``overwrite``, as is a destination two inputs map to; an existing one needs ``overwrite``;
+    an output folder that cannot be made or written refuses the whole run.
+    """
+    from gsad.files import OutputPlan, check_folder
     from gsad.images import is_image_file, list_images
 
     sources: list[Path] = []
@@ -127,30 +204,38 @@ def plan_outputs(
             report(f"{path}: no such file or folder")
     out = Path(output)
     to_folder = folder_input or len(inputs) > 1 or out.is_dir() or output.endswith(("/", os.sep))
+    if to_folder and out.exists() and not out.is_dir():
+        report(f"{out}: exists and is not a folder; several images or a folder input need an output folder")
+        return []
     if not to_folder and not is_image_file(out):
         report(f"{out}: unknown output image format {out.suffix or '(no suffix)'!r}; name a .png/.jpg file or a folder")
         return []
+    if to_folder and sources:
+        try:
+            check_folder(out)
+        except InputError as exc:
+            report(str(exc))
+            return []
+    run_inputs = list(sources)
+    if checkpoint is not None:
+        from gsad.checkpoints import resolve_checkpoint
+
+        run_inputs.append(resolve_checkpoint(checkpoint))
+    outputs = OutputPlan(run_inputs)
     plan: list[tuple[Path, Path]] = []
-    taken: set[Path] = set()
     for src in sources:
         dst = out / f"{src.stem}.png" if to_folder else out
-        if dst.resolve() in taken:
-            report(f"{src}: output {dst} is already written by another input of the same name")
-            continue
-        if dst.exists() and dst.resolve() == src.resolve():
-            report(f"{src}: output would replace the input; choose another output")
-            continue
-        if dst.exists() and not overwrite:
-            report(f"{dst}: output exists (use --overwrite to replace it)")
-            continue
-        taken.add(dst.resolve())
-        plan.append((src, dst))
+        try:
+            plan.append((src, outputs.check(dst, overwrite, source=src)))
+        except InputError as exc:
+            report(str(exc))
     return plan
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from gsad.errors import ModelOutputError
     from gsad.images import read_image, write_image
     from gsad.inference import Enhancer
 
@@ -161,30 +246,28 @@ def _run_enhance(args: argparse.Namespace) -> int:
         failures += 1
         _error(message)
 
-    plan = plan_outputs(args.inputs, args.output, args.overwrite, report)
+    plan = plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint)
     if not plan:
         return 1
     enhancer = Enhancer(args.checkpoint, device=args.device, precision=args.precision)
     settings = enhancer.settings(**sampler_overrides(args))
-    if len(plan) > 1 or any(Path(p).is_dir() for p in args.inputs):
-        Path(args.output).mkdir(parents=True, exist_ok=True)
     images = tqdm(plan, desc="images", unit="img", disable=len(plan) == 1, dynamic_ncols=True)
     for src, dst in images:
         try:
-            pixels = read_image(src)
+            pixels = read_image(src, max_pixels=max_pixels(args))
         except InputError as exc:
             report(str(exc))
             continue
         total = settings.steps * settings.ensemble
-        with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
-            out = enhancer.enhance(
-                pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
-                tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
-            )
         try:
+            with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
+                out = enhancer.enhance(
+                    pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
+                    tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
+                )
             write_image(dst, out, overwrite=args.overwrite)
-        except (InputError, OSError) as exc:
-            report(str(exc) if isinstance(exc, InputError) else f"{dst}: cannot write ({exc.strerror or exc})")
+        except (InputError, ModelOutputError) as exc:
+            report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
             continue
         tqdm.write(f"{src} -> {dst}", file=sys.stderr)
     return 1 if failures else 0
@@ -203,19 +286,17 @@ def _add_convert(p: argparse.ArgumentParser) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from gsad.checkpoints import load_checkpoint, save_checkpoint
+    from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from gsad.files import OutputPlan
     from gsad.inference import Enhancer
 
     target = Path(args.target)
     if target.suffix != ".safetensors":
         raise InputError(f"{target}: the output must be a .safetensors file")
-    if target.exists() and not args.overwrite:
-        raise InputError(f"{target}: output exists (use --overwrite to replace it)")
-    if target.exists() and target.resolve() == Path(args.source).resolve():
-        raise InputError(f"{target}: output would replace the input")
+    OutputPlan([resolve_checkpoint(args.source)]).check(target, args.overwrite)
     model, sampler, _ = load_checkpoint(args.source)
     settings = Enhancer.from_model(model, sampler, device="cpu").settings(**sampler_overrides(args))
-    save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name})
+    save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name}, overwrite=args.overwrite)
     print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
 
@@ -232,7 +313,8 @@ def _add_synthesize(p: argparse.ArgumentParser) -> None:
                    help="writes OUT_DIR/low/NAME.png (darkened) and OUT_DIR/high/NAME.png (the photo)")
     p.add_argument("--bundled", action="store_true",
                    help="use the colour photos bundled with scikit-image instead of PHOTOS_DIR")
-    p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes (default 0)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed, 0 to 2**32 - 1; the same seed gives the same bytes (default 0)")
     p.add_argument("--count", type=_positive_int, help="use only the first N photos (by name)")
     p.add_argument("--ranges", choices=("default", "holdout"), default="default",
                    help="degradation parameter ranges: 'default' (training) or 'holdout' (a different camera, "
@@ -245,6 +327,10 @@ def _run_synthesize(args: argparse.Namespace) -> int:
 
     if args.bundled == (args.photos is not None):
         raise InputError("give either PHOTOS_DIR or --bundled")
+    if args.bundled:
+        from gsad.metrics import require_skimage
+
+        require_skimage()  # the bundled photos are scikit-image's
     source = bundled_photos() if args.bundled else args.photos
     ranges = HOLDOUT_RANGES if args.ranges == "holdout" else DEFAULT_RANGES
     names = synthesize_folder(source, args.output, seed=args.seed, count=args.count, ranges=ranges,
@@ -273,15 +359,31 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="device for --checkpoint: auto, cpu, cuda or cuda:N")
     p.add_argument("--report", metavar="FILE.json", help="write the full report (summary and per image) as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write per-image scores as CSV")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing --report/--csv files (inputs are never replaced)")
+    add_max_megapixels(p)
     p.add_argument("--per-image", action="store_true", help="also print one table row per image")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from gsad.data.layouts import find_pairs
-    from gsad.evaluation import evaluate, format_table, write_report_csv, write_report_json
-    from gsad.metrics import LPIPS
+    from gsad.evaluation import evaluate, format_table, match_predictions, write_report_csv, write_report_json
+    from gsad.files import OutputPlan
+    from gsad.metrics import LPIPS, require_skimage
 
+    require_skimage()
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)
+    inputs = [p for pair in pairs for p in (pair.low, pair.high)]
+    if args.predictions:
+        inputs += match_predictions(pairs, args.predictions).values()
+    if args.checkpoint:
+        from gsad.checkpoints import resolve_checkpoint
+
+        inputs.append(resolve_checkpoint(args.checkpoint))
+    outputs = OutputPlan(inputs)  # both reports checked before anything is scored
+    for path in (args.report, args.csv):
+        if path:
+            outputs.check(path, args.overwrite)
     reason = LPIPS.unavailable_reason()
     if reason:
         print(f"{PROG}: note: {reason}", file=sys.stderr)
@@ -296,12 +398,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         def predict(name, low):
             return enhancer.enhance(low, **{k: getattr(settings, k) for k in _SAMPLER_KEYS})
 
-    report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True)
+    report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True,
+                      max_pixels=max_pixels(args))
     print(format_table(report, per_image=args.per_image))
     if args.report:
-        write_report_json(args.report, report)
+        write_report_json(args.report, report, overwrite=args.overwrite)
     if args.csv:
-        write_report_csv(args.csv, report)
+        write_report_csv(args.csv, report, overwrite=args.overwrite)
     return 0
 
 
@@ -344,8 +447,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "order); only steps, logging, validation, workers and device may change")
     g.add_argument("--device", help="auto (CUDA when available; default), cpu or cuda")
     g.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision of the network (default off)")
-    g.add_argument("--seed", type=int, help="seed of data order, crops and noise (default 0; rank r uses seed + r)")
-    g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
+    g.add_argument("--seed", type=_seed,
+                   help="seed of data order, crops and noise, 0 to 2**32 - 1 (default 0; rank r uses seed + r)")
+    g.add_argument("--num-workers", type=_workers, help="DataLoader worker processes, 0-256 (default 0)")
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="DIR",
                    help="training pairs (LOL layout or low/ + high/), or photos with --synthetic")
@@ -365,10 +469,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_positive_int, help="train until this step (default 1000)")
     g.add_argument("--batch-size", type=_positive_int, help="global batch size, split over processes (default 8)")
-    g.add_argument("--lr", type=float, help="Adam learning rate, constant (default 1e-4)")
-    g.add_argument("--ema-decay", type=float, help="EMA decay of the saved weights (default 0.9999)")
-    g.add_argument("--ema-start", type=int, help="step until which the EMA copies the weights (default 0)")
-    g.add_argument("--structure-weight", type=float,
+    g.add_argument("--lr", type=_learning_rate, help="Adam learning rate, constant, in (0, 1] (default 1e-4)")
+    g.add_argument("--ema-decay", type=_ema_decay, help="EMA decay of the saved weights, in [0, 1) (default 0.9999)")
+    g.add_argument("--ema-start", type=_count, help="step until which the EMA copies the weights (default 0)")
+    g.add_argument("--structure-weight", type=_weight,
                    help="weight of the structure loss in stage gsad (default 1; 0 turns it off)")
     g.add_argument("--num-clusters", type=_positive_int,
                    help="Ward clusters per crop of the structure loss (default 6)")
@@ -389,10 +493,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-every", type=_positive_int, help="validate every N steps (default 1000)")
     g.add_argument("--val-count", type=_positive_int, help="validate on the first N pairs by name (default all)")
     g.add_argument("--sampler", choices=SAMPLER_CHOICES, help="sampler for validation (default reference)")
-    g.add_argument("--sampler-steps", type=_positive_int, help="sampling steps (default 20)")
+    g.add_argument("--sampler-steps", type=_steps, help=f"sampling steps, 1-{MAX_STEPS} (default 20)")
     g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
-    g.add_argument("--sampler-seed", type=int, help="seed of the sampler's noise (default 4088)")
+    g.add_argument("--sampler-seed", type=_seed, help="seed of the sampler's noise, 0 to 2**32 - 1 (default 4088)")
     g.add_argument("--sampler-start", choices=START_NAMES, help="trajectory start, noise or exposure (default noise)")
 
 
@@ -423,14 +527,13 @@ def _run_train(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _number_list(kind: type) -> Callable[[str], tuple]:
+def _number_list(one: Callable[[str], object]) -> Callable[[str], tuple]:
+    """Comma-separated values, each parsed and checked by the single-value type ``one``."""
+
     def parse(text: str) -> tuple:
-        try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-        if not values or any(v <= 0 for v in values):
-            raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+        values = tuple(one(v.strip()) for v in text.split(",") if v.strip())
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
         return values
 
     return parse
@@ -458,11 +561,11 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"), help="LOL split to use (default test)")
     p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
                    help="sampler to tune (default reference)")
-    p.add_argument("--steps", type=_number_list(int), default=DEFAULT_STEPS, metavar="N[,N...]",
+    p.add_argument("--steps", type=_number_list(_steps), default=DEFAULT_STEPS, metavar="N[,N...]",
                    help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
-    p.add_argument("--beta-starts", type=_number_list(float), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
+    p.add_argument("--beta-starts", type=_number_list(_beta), default=DEFAULT_BETA_STARTS, metavar="B[,B...]",
                    help=f"first betas to try (default {','.join(map(str, DEFAULT_BETA_STARTS))})")
-    p.add_argument("--beta-ends", type=_number_list(float), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
+    p.add_argument("--beta-ends", type=_number_list(_beta), default=DEFAULT_BETA_ENDS, metavar="B[,B...]",
                    help=f"last betas to try (default {','.join(map(str, DEFAULT_BETA_ENDS))})")
     p.add_argument("--starts", type=_choice_list(START_NAMES), default=("noise",), metavar="S[,S...]",
                    help="trajectory starts to try: noise (the paper), exposure (warm start from the input's "
@@ -471,17 +574,18 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
                    help="what picks the winner: mean psnr (default; brightness errors weigh most) or mean ssim "
                         "(residual noise and lost detail weigh more); the other breaks ties after fewer "
                         "network evaluations (steps x ensemble)")
-    p.add_argument("--ensembles", type=_number_list(int), default=(1,), metavar="N[,N...]",
+    p.add_argument("--ensembles", type=_number_list(_ensemble), default=(1,), metavar="N[,N...]",
                    help=f"self-ensemble sizes to try (1-{MAX_ENSEMBLE} trajectories on flipped/transposed copies, "
                         "averaged; default 1)")
     p.add_argument("--max-evaluations", type=_positive_int, metavar="N",
                    help="time budget: skip settings with more than N network evaluations per image "
                         "(steps x ensemble)")
-    p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
+    p.add_argument("--seed", type=_seed, help="sampler seed, 0 to 2**32 - 1 (default: the checkpoint's)")
     p.add_argument("--max-images", type=_positive_int, help="use only the first N validation pairs")
     p.add_argument("--crop", type=_positive_int, metavar="PX", help="score a centre crop of PX x PX (faster)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--output", metavar="OUT.safetensors", help="write the tuned checkpoint here instead of in place")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--dry-run", action="store_true", help="only show the table; write nothing")
 
 
@@ -489,6 +593,7 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     from gsad.checkpoints import resolve_checkpoint, update_sampler_defaults
     from gsad.data.layouts import find_pairs
     from gsad.inference import Enhancer
+    from gsad.metrics import require_skimage
     from gsad.tuning import format_trials, tune_schedule
 
     source = resolve_checkpoint(args.checkpoint)
@@ -498,6 +603,11 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
             f"{target}: tuned settings are stored in a gsad .safetensors file; give --output OUT.safetensors"
         )
     pairs = find_pairs(args.data, layout=args.layout, split=args.split)[: args.max_images]
+    if not args.dry_run and args.output:
+        from gsad.files import OutputPlan
+
+        OutputPlan([p for pair in pairs for p in (pair.low, pair.high)]).check(target, args.overwrite)
+    require_skimage()
     enhancer = Enhancer(source, device=args.device)
     trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
                            seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric,
@@ -509,7 +619,8 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     if not args.dry_run:
         notes = {"tuned_psnr": f"{best.psnr:.3f}", "tuned_ssim": f"{best.ssim:.4f}", "tuned_metric": args.metric,
                  "tuned_on": f"{args.data} ({len(pairs)} pairs)"}
-        update_sampler_defaults(source, best.settings, notes, output=target)
+        update_sampler_defaults(source, best.settings, notes, output=target,
+                                overwrite=args.overwrite or not args.output)
         print(f"wrote sampler defaults to {target}")
     return 0
 
@@ -532,7 +643,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Low-light image enhancement with a global structure-aware diffusion process (GSAD).",
     )

@@ -11,6 +11,8 @@ Precedence everywhere: preset < YAML file < command-line flags.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -20,6 +22,105 @@ from typing import Any, TypeVar
 from gsad.errors import ConfigError
 
 T = TypeVar("T")
+
+#: Most sampling steps any schedule may have (the paper uses 10-20; its training schedule has 500).
+MAX_STEPS = 1000
+
+#: Largest seed: torch seeds are 64-bit; 2**32 - 1 also suits every numpy generator.
+MAX_SEED = 2**32 - 1
+
+#: Smallest last alpha_bar of a test schedule (float32 sampling stays finite above it).
+MIN_ALPHA_BAR = 1e-30
+
+#: Largest exposure change in stops (2**10: a thousand times the light either way).
+MAX_EXPOSURE = 10.0
+
+#: Largest tile side of tiled inference (``tile`` is 0 for no tiling, or 1 to this).
+MAX_TILE = 65536
+
+#: Bounds on architecture numbers read from checkpoints and configs (the paper's widest is 256).
+MAX_CHANNELS, MAX_LEVELS = 8192, 8
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _prefix(name: str) -> str:
+    """``"name: "``, or nothing where the caller (argparse) names the option itself."""
+    return f"{name}: " if name else ""
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]``; ConfigError naming ``name`` and the range otherwise
+    (floats, even 2.0, and booleans are refused: a knob that counts takes whole numbers)."""
+    if not _is_int(value) or not low <= value <= high:
+        raise ConfigError(f"{_prefix(name)}must be a whole number from {low} to {high}, got {value!r}")
+    return int(value)
+
+
+def check_steps(value: Any, name: str = "steps") -> int:
+    """Sampling steps: 1 to :data:`MAX_STEPS` (see also :func:`check_schedule`)."""
+    return check_int(value, name, 1, MAX_STEPS)
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A seed: 0 to :data:`MAX_SEED` (the self-ensemble's ``seed + k`` stays a valid torch seed)."""
+    return check_int(value, name, 0, MAX_SEED)
+
+
+def check_ensemble(value: Any, name: str = "ensemble") -> int:
+    """Trajectories of the self-ensemble: 1 to :data:`MAX_ENSEMBLE`."""
+    return check_int(value, name, 1, MAX_ENSEMBLE)
+
+
+def check_real(value: Any, name: str, low: float, high: float, open_low: bool = False, open_high: bool = False,
+               unit: str = "") -> float:
+    """A finite real number in the interval from ``low`` to ``high`` (open ends as flagged)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ConfigError(f"{_prefix(name)}must be a number in {interval}{unit}, got {value!r}")
+    return float(value)
+
+
+def check_beta(value: Any, name: str = "beta") -> float:
+    """A beta of the test schedule: a number in (0, 1)."""
+    return check_real(value, name, 0.0, 1.0, open_low=True, open_high=True)
+
+
+def check_exposure(value: Any, name: str = "exposure") -> float:
+    """Exposure change in stops: a number in [-:data:`MAX_EXPOSURE`, :data:`MAX_EXPOSURE`]."""
+    return check_real(value, name, -MAX_EXPOSURE, MAX_EXPOSURE, unit=" stops")
+
+
+def _log10_alpha_bar_end(steps: int, beta_start: float, beta_end: float) -> float:
+    """log10 of the last alpha_bar of a linear schedule, prod(1 - beta_i), in float64 logs (no underflow)."""
+    if steps == 1:
+        return math.log1p(-beta_start) / math.log(10)
+    step = (beta_end - beta_start) / (steps - 1)
+    return math.fsum(math.log1p(-(beta_start + i * step)) for i in range(steps)) / math.log(10)
+
+
+def check_schedule(steps: int, beta_start: float, beta_end: float) -> None:
+    """Refuse a test schedule whose last alpha_bar falls below :data:`MIN_ALPHA_BAR`.
+
+    The samplers divide by sqrt(alpha_bar) in float32; far below 1e-30 the tables overflow
+    (inf, NaN: an all-black image or a math domain error) and the extra steps only add noise.
+    The message gives the most steps these betas allow.
+    """
+    if _log10_alpha_bar_end(steps, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
+        return
+    most = 1
+    while most < steps and _log10_alpha_bar_end(most + 1, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
+        most += 1
+    raise ConfigError(
+        f"steps: {steps} steps of beta {beta_start:g} -> {beta_end:g} drive alpha_bar below {MIN_ALPHA_BAR:g}, "
+        f"which float32 sampling cannot represent; with these betas use 1 to {most} steps (or smaller betas)"
+    )
+
 
 
 @dataclass(frozen=True)
@@ -42,8 +143,15 @@ class NetworkConfig:
     uncertainty_head: bool = True
 
     def __post_init__(self) -> None:
-        if self.base_channels < 1 or self.res_blocks < 1 or not self.channel_mults:
-            raise ConfigError("network: base_channels, res_blocks and channel_mults must be positive")
+        for name in ("in_channels", "out_channels", "base_channels", "res_blocks", "norm_groups"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= MAX_CHANNELS:
+                raise ConfigError(f"network: {name} must be a whole number from 1 to {MAX_CHANNELS}, got {value!r}")
+        if not self.channel_mults or len(self.channel_mults) > MAX_LEVELS:
+            raise ConfigError(f"network: channel_mults must list 1 to {MAX_LEVELS} levels, got {self.channel_mults!r}")
+        for mult in self.channel_mults:
+            if not _is_int(mult) or not 1 <= mult * self.base_channels <= MAX_CHANNELS:
+                raise ConfigError(f"network: channel multiplier {mult!r} gives widths outside 1..{MAX_CHANNELS}")
         for mult in self.channel_mults:
             if mult < 1 or (self.base_channels * mult) % self.norm_groups:
                 raise ConfigError(
@@ -53,7 +161,7 @@ class NetworkConfig:
         for level in self.attn_levels:
             if not 0 <= level < len(self.channel_mults):
                 raise ConfigError(f"network: attention level {level} outside 0..{len(self.channel_mults) - 1}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not isinstance(self.dropout, numbers.Real) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"network: dropout {self.dropout} outside [0, 1)")
 
     @property
@@ -122,12 +230,11 @@ class SamplerConfig:
             raise ConfigError(f"sampler: unknown sampler {self.sampler!r} (choose from {', '.join(SAMPLER_NAMES)})")
         if self.start not in START_NAMES:
             raise ConfigError(f"start: unknown start {self.start!r} (choose from {', '.join(START_NAMES)})")
-        if self.steps < 1:
-            raise ConfigError(f"steps: must be at least 1, got {self.steps}")
-        if not 1 <= self.ensemble <= MAX_ENSEMBLE:
-            raise ConfigError(f"ensemble: must be 1 to {MAX_ENSEMBLE}, got {self.ensemble}")
-        if not 0.0 < self.beta_start < 1.0 or not 0.0 < self.beta_end < 1.0:
-            raise ConfigError(f"beta_start/beta_end: must lie in (0, 1), got {self.beta_start}, {self.beta_end}")
+        # one checker per knob, shared with the CLI's argument types (numpy integers become int)
+        for name, check in (("steps", check_steps), ("seed", check_seed), ("ensemble", check_ensemble),
+                            ("beta_start", check_beta), ("beta_end", check_beta)):
+            object.__setattr__(self, name, check(getattr(self, name), name))
+        check_schedule(self.steps, self.beta_start, self.beta_end)
 
 
 def preset(name: str) -> NetworkConfig:

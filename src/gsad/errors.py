@@ -27,3 +27,11 @@ class ConfigError(GsadError):
 
 class DataError(GsadError):
     """A dataset folder is missing, unpaired or inconsistent."""
+
+
+class ModelOutputError(GsadError):
+    """A model produced NaN or infinite values (a diverged model or an unusable schedule)."""
+
+
+class DependencyError(GsadError):
+    """An optional package a command needs is not installed (the message names the pip command)."""

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from gsad.data.layouts import Pair
 from gsad.errors import DataError
-from gsad.files import write_text_atomic
-from gsad.images import list_images, read_image
+from gsad.files import write_output
+from gsad.images import MAX_PIXELS, list_images, read_image
 from gsad.metrics import LPIPS, score_pair
 
 #: Metric keys in report order (LPIPS keys only when it was scored).
@@ -88,6 +88,7 @@ def evaluate(
     predictions_dir: str | os.PathLike | None = None,
     lpips: LPIPS | None = None,
     progress: bool = True,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> dict:
     """Score predictions for ``pairs`` against their ``high`` images.
 
@@ -98,7 +99,8 @@ def evaluate(
     * ``predictions_dir``: a folder of another method's outputs, matched by file stem
       (:func:`match_predictions`); all are matched before anything is scored.
 
-    ``lpips``: an :class:`~gsad.metrics.LPIPS` scorer, or None to skip LPIPS.
+    ``lpips``: an :class:`~gsad.metrics.LPIPS` scorer, or None to skip LPIPS. ``max_pixels``:
+    image files larger than this are refused (:func:`gsad.images.read_image`).
     Raises :class:`DataError` for missing predictions or size mismatches (naming the
     files). Returns the report described in the module docstring.
     """
@@ -111,15 +113,15 @@ def evaluate(
 
     images = []
     for pair in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
-        gt = read_image(pair.high)
+        gt = read_image(pair.high, max_pixels)
         if predict is not None:
-            low = read_image(pair.low)
+            low = read_image(pair.low, max_pixels)
             if low.shape != gt.shape:
                 raise DataError(f"{pair.low} is {_size(low)} but {pair.high} is {_size(gt)}: a pair must have one size")
             out = np.asarray(predict(pair.name, low))
             source = f"the prediction for {pair.name}"
         else:
-            out = read_image(files[pair.name])
+            out = read_image(files[pair.name], max_pixels)
             source = str(files[pair.name])
         if out.shape != gt.shape:
             raise DataError(f"{source} is {_size(out)} but the reference {pair.high} is {_size(gt)}")
@@ -178,16 +180,22 @@ def _jsonable(value):
     return value
 
 
-def write_report_json(path: str | os.PathLike, report: dict) -> Path:
-    """Write ``report`` as indented JSON, atomically (replacing ``path``).
+def _write_text(path: str | os.PathLike, text: str, overwrite: bool) -> Path:
+    return write_output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite)
+
+
+def write_report_json(path: str | os.PathLike, report: dict, overwrite: bool = False) -> Path:
+    """Write ``report`` as indented JSON, atomically; an existing file is replaced only with
+    ``overwrite`` (:func:`gsad.files.write_output`).
 
     Infinite scores (PSNR of identical images) are written as ``null``.
     """
-    return write_text_atomic(path, json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
+    return _write_text(path, json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", overwrite)
 
 
-def write_report_csv(path: str | os.PathLike, report: dict) -> Path:
-    """Write one CSV row per image (``name`` then the metric columns), atomically.
+def write_report_csv(path: str | os.PathLike, report: dict, overwrite: bool = False) -> Path:
+    """Write one CSV row per image (``name`` then the metric columns), atomically (an existing
+    file only with ``overwrite``).
 
     Infinite scores are written as ``inf``; the summary is in the JSON report and table.
     """
@@ -198,4 +206,4 @@ def write_report_csv(path: str | os.PathLike, report: dict) -> Path:
     writer.writerow(["name", *keys])
     for img in images:
         writer.writerow([img["name"], *(repr(float(img[k])) for k in keys)])
-    return write_text_atomic(path, buf.getvalue())
+    return _write_text(path, buf.getvalue(), overwrite)

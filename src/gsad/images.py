@@ -11,6 +11,8 @@ Conventions (see the README):
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,16 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gsad.errors import InputError
-from gsad.files import atomic_write
+from gsad.files import write_output
+
+#: Largest image read from a file, in pixels (``--max-megapixels`` raises it). A 3000 x 2000 photo
+#: (6 MP) takes minutes on a CPU; a file claiming more than this is refused from its header,
+#: before any decoding, so a tiny "decompression bomb" cannot run for hours or fill memory.
+MAX_PIXELS = 50_000_000
+
+#: Pillow's own bomb check is a process-wide setting; it is lifted (under this lock) while a
+#: file is opened, because :func:`read_image` applies its own limit from the header.
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 #: File suffixes treated as images when a folder is walked.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -34,9 +45,12 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
-    )
+    try:
+        return sorted(
+            p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
+        )
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
@@ -56,12 +70,13 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read an image file as an ``H x W x 3`` uint8 RGB array.
 
     EXIF orientation is applied, grey and palette images become RGB, alpha is dropped and
     16-bit images are scaled to 8 bits. Raises :class:`InputError` naming the file when it
-    is missing, empty, truncated or not an image.
+    is missing, empty, truncated or not an image, or when its header claims more than
+    ``max_pixels`` pixels (None: no limit); the size is checked before anything is decoded.
     """
     path = Path(path)
     if not path.exists():
@@ -71,13 +86,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     try:
-        with Image.open(path) as img:
+        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise InputError(
+                    f"{path}: {width} x {height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+                    f"{max_pixels / 1e6:g} megapixels (use --max-megapixels to raise it)"
+                )
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb8(img)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
@@ -166,13 +194,12 @@ def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
     """Write an ``H x W x 3`` uint8 array atomically (temporary file, then ``os.replace``).
 
-    The format follows the suffix (PNG when unknown suffixes would be ambiguous is the
-    caller's choice). Refuses to replace an existing file unless ``overwrite``.
+    The format follows the suffix. Refuses to replace an existing file unless ``overwrite``;
+    every failure is one :class:`InputError` line (:func:`gsad.files.write_output`).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists (use --overwrite to replace it)")
     if not is_image_file(path):
         raise InputError(f"{path}: unknown output image format {path.suffix!r}")
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    return atomic_write(path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt))
+    return write_output(path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt),
+                        overwrite)

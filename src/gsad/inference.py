@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gsad.checkpoints import load_checkpoint
-from gsad.config import SamplerConfig
+from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int
 from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
-from gsad.errors import ConfigError
+from gsad.errors import ConfigError, ModelOutputError
 from gsad.images import adjust_exposure, as_array, auto_exposure, from_model, to_model
 from gsad.network.unet import UNet
 from gsad.tiling import TiledDenoiser
@@ -204,8 +204,7 @@ class Enhancer:
         h, w = cond.shape[-2:]
         if tile is None:
             tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
-        if tile < 0:
-            raise ConfigError(f"tile: must be 0 (off) or a positive size, got {tile}")
+        tile = check_int(tile, "tile", 0, MAX_TILE)
         stride = self.model.config.stride
         if tile == 0 or (tile >= h and tile >= w):
             return Denoiser(self.net, cond)
@@ -238,7 +237,14 @@ class Enhancer:
             out = self._trajectory(view, settings, schedule, settings.seed + k, report, tile)
             out = grid_symmetry(out, k, inverse=True)
             mean = out if mean is None else mean + out
-        return mean / settings.ensemble
+        mean = mean / settings.ensemble
+        if not bool(torch.isfinite(mean).all()):
+            raise ModelOutputError(
+                f"{self.checkpoint or 'the model'}: the network produced NaN or infinite values "
+                f"({settings.sampler} sampler, {settings.steps} steps, beta {settings.beta_start:g} -> "
+                f"{settings.beta_end:g}); nothing was written"
+            )
+        return mean
 
     def _trajectory(
         self,
@@ -277,14 +283,20 @@ class Enhancer:
 
         Unset sampler options (``sampler`` ... ``ensemble``, see :class:`~gsad.config.SamplerConfig`)
         take the checkpoint's defaults. ``tile``: None tiles images over
-        ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N forces tiles of side N (bounded
-        memory for any size). ``exposure``: stops of brightness added to (or, negative, taken
-        from) the model's result. ``callback(step, total)`` reports progress.
+        ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
+        side N (bounded memory for any size). ``exposure``: stops of brightness added to (or,
+        negative, taken from) the model's result, within +-``MAX_EXPOSURE`` (gsad.config).
+        ``callback(step, total)`` reports progress. Out-of-range or non-integer options raise
+        :class:`~gsad.errors.ConfigError`; a non-finite network output raises
+        :class:`~gsad.errors.ModelOutputError` (never a black image).
         """
         settings = self.settings(
             sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start,
             ensemble=ensemble,
         )
+        exposure = check_exposure(exposure)
+        if tile is not None:
+            tile = check_int(tile, "tile", 0, MAX_TILE)
         pixels = as_array(image)
         out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
         out = adjust_exposure(out, exposure)

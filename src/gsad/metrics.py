@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 from torch import nn
 
-from gsad.errors import CheckpointError, InputError
+from gsad.errors import CheckpointError, DependencyError, InputError
 
 #: ITU-R BT.601 luma weights of the GT-mean protocol (R, G, B).
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -42,6 +41,21 @@ def _check_pair(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndar
     if a.shape != b.shape:
         raise InputError(f"images differ in size: {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}")
     return a, b
+
+
+#: What to run when scikit-image is missing (a core dependency; the ``eval`` extra also names it).
+SKIMAGE_INSTALL = 'pip install "gsad[eval]"'
+
+
+def require_skimage():
+    """scikit-image's ``structural_similarity``, imported on first use so that ``gsad --help`` and
+    enhancing never need it; :class:`DependencyError` (one line naming the install command) if missing."""
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError as exc:
+        raise DependencyError(f"SSIM needs scikit-image, which is not importable here ({exc}); "
+                              f"install it with: {SKIMAGE_INSTALL}") from None
+    return structural_similarity
 
 
 def psnr(img1: np.ndarray, img2: np.ndarray) -> float:
@@ -65,6 +79,7 @@ def ssim(img1: np.ndarray, img2: np.ndarray) -> float:
     a, b = _check_pair(img1, img2)
     if min(a.shape[:2]) < 7:
         raise InputError(f"SSIM needs images of at least 7x7 pixels, got {a.shape[1]}x{a.shape[0]}")
+    structural_similarity = require_skimage()
     return float(
         structural_similarity(
             a,

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gsad.errors import ConfigError, DataError, InputError
+from gsad.files import OutputPlan, check_folder
 from gsad.images import linear_to_srgb, list_images, read_image, srgb_to_linear, write_image
 
 logger = logging.getLogger(__name__)
@@ -248,6 +249,14 @@ def synthesize_folder(
         photos = photos[:count]
 
     names = [photo.stem + ".png" for photo in photos]
+    outputs = OutputPlan(photos)  # a photo is never replaced, even with overwrite
+    for photo, name in zip(photos, names):
+        for side in ("low", "high"):
+            problem = outputs.problem(out_dir / side / name, photo)
+            if problem:
+                raise InputError(problem)
+    for side in ("low", "high"):
+        check_folder(out_dir / side)
     if not overwrite:
         existing = [
             out_dir / side / name for name in names for side in ("low", "high") if (out_dir / side / name).exists()
