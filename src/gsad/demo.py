@@ -117,7 +117,7 @@ def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.
 def _prune(root: Path, max_age: float) -> None:
     """Remove result folders in ``root`` older than ``max_age`` seconds."""
     now = time.time()
-    for folder in root.iterdir():
+    for folder in root.iterdir() if root.is_dir() else ():
         if folder.is_dir() and now - folder.stat().st_mtime > max_age:
             shutil.rmtree(folder, ignore_errors=True)
 
