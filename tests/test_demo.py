@@ -252,9 +252,10 @@ def test_queue_is_bounded_serial_and_keeps_each_users_result(enhancer, tmp_path)
         assert gated.entered.wait(60)
         jobs += [client.submit(handle_file(str(tmp_path / f"p{k}.png")), 0.0, 1, "ddim", 1, 5, api_name="/enhance")
                  for k in range(1, len(photos))]
-        settled = ("IN_QUEUE", "QUEUE_FULL")
+        settled = ("IN_QUEUE", "QUEUE_FULL", "PROCESSING")
+        deadline = time.monotonic() + 60
         for job in jobs[1:]:  # every later request is queued or refused before the first one finishes
-            while job.status().code.name not in settled and not job.done():
+            while job.status().code.name not in settled and not job.done() and time.monotonic() < deadline:
                 time.sleep(0.05)
         gated.gate.set()
         served, refused = 0, 0

@@ -76,15 +76,19 @@ def _missing() -> str | None:
 
 
 REASON = _missing()
-if REASON is not None:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"browser tests cannot run in CI: {REASON}")  # an error, never a silent skip
-    pytest.skip(REASON, allow_module_level=True)
+if REASON is not None and os.environ.get("CI") != "true":
+    pytest.skip(REASON, allow_module_level=True)  # in CI the fixtures fail instead: never a silent skip
+if REASON is None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
-from selenium import webdriver  # noqa: E402  (after the availability check above)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+@pytest.fixture(scope="module", autouse=True)
+def _runnable():
+    if REASON is not None:
+        pytest.fail(f"browser tests cannot run in CI: {REASON}", pytrace=False)
 
 
 def _free_port() -> int:
