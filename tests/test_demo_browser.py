@@ -37,27 +37,37 @@ CHROME_FLAGS = (
     "--window-size=1400,1050",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
-# Runs in the server process before gsad: refuse and log every connection that leaves the machine.
-SOCKET_GUARD = """
+# Runs in the server process before gsad: refuse and log every name lookup or connection off this machine.
+SOCKET_GUARD = r"""
 import ipaddress, socket, sys
 LOG = sys.argv.pop(1)
-def _local(address):
-    if not isinstance(address, tuple):
-        return True  # AF_UNIX
+def _log(what):
+    with open(LOG, "a") as log:
+        log.write(what + "\n")
+def _local(host):
+    if host in (None, "", b"", "localhost", b"localhost"):
+        return True
     try:
-        return ipaddress.ip_address(address[0]).is_loopback
+        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host).is_loopback
     except ValueError:
-        return address[0] == "localhost"
-def _guard(connect):
+        return False
+def _guard_connect(connect):
     def guarded(self, address):
-        if not _local(address):
-            with open(LOG, "a") as log:
-                log.write(f"blocked connection to {address!r}\\n")
+        if isinstance(address, tuple) and not _local(address[0]):  # AF_UNIX addresses are local
+            _log(f"blocked connection to {address!r}")
             raise OSError(f"gsad test: no network ({address!r})")
         return connect(self, address)
     return guarded
-socket.socket.connect = _guard(socket.socket.connect)
-socket.socket.connect_ex = _guard(socket.socket.connect_ex)
+def _guard_lookup(getaddrinfo):
+    def guarded(host, *args, **kwargs):
+        if not _local(host):
+            _log(f"blocked lookup of {host!r}")
+            raise socket.gaierror(socket.EAI_NONAME, f"gsad test: no network ({host!r})")
+        return getaddrinfo(host, *args, **kwargs)
+    return guarded
+socket.socket.connect = _guard_connect(socket.socket.connect)
+socket.socket.connect_ex = _guard_connect(socket.socket.connect_ex)
+socket.getaddrinfo = _guard_lookup(socket.getaddrinfo)
 from gsad.cli import main
 sys.exit(main(sys.argv[1:]))
 """
