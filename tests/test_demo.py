@@ -274,3 +274,41 @@ def test_queue_is_bounded_serial_and_keeps_each_users_result(enhancer, tmp_path)
     finally:
         gated.gate.set()
         app.close()
+
+
+def test_errors_reach_the_user_and_the_server_keeps_serving(enhancer, tmp_path, dark_image):
+    need("gradio")
+    from gradio_client import Client, handle_file
+
+    from gsad.demo import build_app
+
+    app = build_app(enhancer, tmp_path / "results", max_pixels=500)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "downloads"))
+        (tmp_path / "notes.txt").write_text("not a photo")
+        Image.fromarray(np.zeros((30, 20, 3), np.uint8)).save(tmp_path / "big.png")
+        Image.fromarray(dark_image[:20, :20]).save(tmp_path / "ok.png")
+        expected = {"notes.txt": "notes.txt: not an image file (Pillow cannot identify it)",
+                    "big.png": "big.png: too large for the demo (20 x 30 pixels, at most 0.0005 megapixels)"}
+        for name, message in expected.items():
+            with pytest.raises(Exception) as err:  # gradio_client's AppError carries the page's message
+                client.predict(handle_file(str(tmp_path / name)), 0.0, 1, "ddim", 1, 0, api_name="/enhance")
+            assert message in str(err.value) and "Traceback" not in str(err.value)
+        (_, _), png = client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "ddim", 1, 0, api_name="/enhance")
+        assert read_image(png).shape == (20, 20, 3)  # still serving after the errors
+    finally:
+        app.close()
+
+
+def test_demo_on_a_busy_port_is_one_line(tiny_checkpoint, capsys):
+    need("gradio")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"gsad: error: 127.0.0.1:{port}: cannot serve there (address in use or not available here); "
+                   "choose another with --port or --host\n")

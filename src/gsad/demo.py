@@ -14,6 +14,7 @@ binary), and the default theme's fonts are served by the app itself.
 
 from __future__ import annotations
 
+import atexit
 import html
 import logging
 import os
@@ -171,8 +172,12 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
     steps, sampler, ensemble, seed) -> ((before, after) images, enhanced PNG file).
     """
     gr = import_gradio()
-    root = Path(out_root) if out_root is not None else Path(tempfile.mkdtemp(prefix="gsad-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
+    if out_root is None:
+        root = Path(tempfile.mkdtemp(prefix="gsad-demo-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    else:
+        root = Path(out_root)
+        root.mkdir(parents=True, exist_ok=True)
     defaults = enhancer.sampler
 
     def run(photo, exposure, steps, sampler, ensemble, seed, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
@@ -209,13 +214,12 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
                                          elem_id="ensemble", info="trajectories averaged: less grain, more time")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed", elem_id="seed")
             with gr.Column(scale=1):
-                compare = gr.ImageSlider(label="Before | after (drag the slider)", type="numpy", format="png",
+                compare = gr.ImageSlider(label="Before | after", type="numpy", format="png",
                                          interactive=False, elem_id="compare", max_height=480)
-                result = gr.File(label="Enhanced photo, full-resolution PNG", interactive=False, elem_id="result")
+                result = gr.File(label="Enhanced PNG (full resolution)", interactive=False, elem_id="result")
         button.click(run, [photo, exposure, steps, sampler, ensemble, seed], [compare, result],
                      api_name="enhance", preprocess=False, concurrency_limit=1)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
-    app.gsad_results = root
     return app
 
 
@@ -238,5 +242,7 @@ def serve(
                    allowed_paths=[examples], show_error=False, prevent_thread_lock=not block, footer_links=["api"],
                    ssr_mode=False, pwa=False, mcp_server=False)
     except OSError as exc:
-        raise InputError(f"{host}:{port}: cannot serve there ({exc})") from None
+        log.debug("launch failed: %s", exc)
+        raise InputError(f"{host}:{port}: cannot serve there (address in use or not available here); "
+                         "choose another with --port or --host") from None
     return app
