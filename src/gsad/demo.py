@@ -239,10 +239,13 @@ def serve(
     examples = str(example_photos()[0].parent)
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=MAX_UPLOAD,
-                   allowed_paths=[examples], show_error=False, prevent_thread_lock=not block, footer_links=["api"],
-                   ssr_mode=False, pwa=False, mcp_server=False)
+                   allowed_paths=[examples], show_error=False, prevent_thread_lock=True, footer_links=["api"],
+                   ssr_mode=False, pwa=False, mcp_server=False, quiet=True)
     except OSError as exc:
         log.debug("launch failed: %s", exc)
         raise InputError(f"{host}:{port}: cannot serve there (address in use or not available here); "
                          "choose another with --port or --host") from None
+    print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
+    if block:
+        app.block_thread()
     return app
