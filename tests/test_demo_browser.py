@@ -235,6 +235,17 @@ def test_enhance_sample_photo_in_the_browser(server, browser, tmp_path):
     _collect_requests(browser)
 
 
+def test_an_example_photo_is_one_click_away(server, browser):
+    url, _, _ = server
+    _open_page(browser, url)
+    names = [Path(img.get_attribute("src")).name for img in browser.find_elements(By.CSS_SELECTOR, "#examples img")]
+    assert names == ["sample_dark.png", "astronaut_dark.png", "cat_dark.png", "rocket_dark.png"]
+    browser.find_elements(By.CSS_SELECTOR, "#examples button")[2].click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo img"))
+    assert browser.find_element(By.CSS_SELECTOR, "#photo img").get_attribute("src").endswith("/cat_dark.png")
+    _collect_requests(browser)
+
+
 def test_nothing_left_the_machine(server, browser):
     url, guard_log, _ = server
     _collect_requests(browser)

@@ -200,7 +200,8 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
             with gr.Column(scale=1):
                 photo = gr.Image(label="Dark photo", type="filepath", sources=["upload", "clipboard"],
                                  elem_id="photo", height=300)
-                gr.Examples([[str(p)] for p in example_photos()], inputs=[photo], label="Examples (click one)")
+                gr.Examples([[str(p)] for p in example_photos()], inputs=[photo], label="Examples (click one)",
+                            elem_id="examples")
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance")
                 with gr.Row():
                     exposure = gr.Slider(*EV_RANGE, value=0.0, step=0.1, label="Exposure (EV)", elem_id="exposure",
