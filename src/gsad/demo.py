@@ -191,7 +191,7 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
                 ensemble=ensemble, seed=seed, progress=report, max_pixels=max_pixels,
             )
         except GsadError as exc:
-            raise gr.Error(html.escape(str(exc)), duration=None, print_exception=False) from None
+            raise gr.Error(html.escape(str(exc), quote=False), duration=None, print_exception=False) from None
         return (before, after), str(path)
 
     with gr.Blocks(title="gsad demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
