@@ -626,6 +626,26 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# demo
+# ----------------------------------------------------------------------------------------
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", metavar="C",
+                   help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from gsad.demo import serve
+
+    serve(args.checkpoint, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 
@@ -639,6 +659,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "evaluate": ("score a model or another method's outputs on paired data (plain and GT-mean)", _add_evaluate,
                  _run_evaluate),
     "train": ("train a GSAD model: stage 1 (uncertainty) or stage 2 (gsad)", _add_train, _run_train),
+    "demo": ("serve a local web page to enhance photos and compare before and after (needs gsad[demo])",
+             _add_demo, _run_demo),
 }
 
 
