@@ -35,6 +35,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,6 +47,9 @@ from gsad.errors import ConfigError, DataError, InputError
 from gsad.files import write_text_atomic
 from gsad.images import from_model, list_images, read_image, to_model, write_image
 from gsad.metrics import LPIPS, score_pair
+
+if TYPE_CHECKING:
+    from gsad.inference import Enhancer
 
 #: Metric keys in report order (LPIPS keys only when it was scored).
 METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean", "lpips_gtmean")
@@ -80,7 +84,7 @@ def default_pipeline(layout: str) -> str:
 
 
 def model_predictor(
-    enhancer,
+    enhancer: Enhancer,
     settings: SamplerConfig,
     pipeline: str,
     layout: str,
