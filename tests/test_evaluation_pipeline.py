@@ -51,13 +51,14 @@ def test_reference_borders_by_layout():
     assert [default_pipeline(k) for k in REFERENCE_BORDERS] == ["reference", "reference", "reference", "enhance"]
 
 
-def test_reference_pipeline_draws_one_stream_in_order(tiny_checkpoint, dark_image, monkeypatch):
+@pytest.mark.parametrize("layout, pad", [("lol-v1", (16, 8)), ("lol-v2-real", (16, 8)), ("lol-v2-synthetic", (0, 0))])
+def test_reference_pipeline_draws_one_stream_in_order(tiny_checkpoint, dark_image, monkeypatch, layout, pad):
     """Each image draws `steps` normals of its padded shape (one for x_T, one per step but the last),
     all from one generator, image after image: the order the reference draws them in. With
     `cuda_noise` the same calls go to a CUDA generator (checked on a GPU by the test below only)."""
     enh = Enhancer(tiny_checkpoint, device="cpu")
     settings = enh.settings(sampler="reference", steps=3, start="noise", ensemble=1, seed=5)
-    predict = model_predictor(enh, settings, "reference", "lol-v1")
+    predict = model_predictor(enh, settings, "reference", layout)
     draws = []
     real = samplers.randn
 
@@ -69,7 +70,7 @@ def test_reference_pipeline_draws_one_stream_in_order(tiny_checkpoint, dark_imag
     for low in _two_images(dark_image).values():
         predict("x", low)
     h, w = dark_image.shape[:2]
-    assert [d[0] for d in draws] == [(1, 3, h + 16, w + 8)] * 6
+    assert [d[0] for d in draws] == [(1, 3, h + pad[0], w + pad[1])] * 6  # 20 x 28: on the stride already
     assert len({id(d[1]) for d in draws}) == 1 and {d[2] for d in draws} == {"cpu"}
 
 
