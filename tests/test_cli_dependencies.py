@@ -37,7 +37,8 @@ def test_help_of_every_command_works_without_scikit_image_or_scipy():
     helps = [["--help"], *([name, "--help"] for name in COMMANDS)]
     run = _gsad(json.dumps(helps))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count("usage: gsad") == len(helps) == 7
+    assert run.stdout.count("usage: gsad") == len(helps)
+    assert {"enhance", "convert", "train", "synthesize", "tune-schedule", "evaluate", "demo"} <= set(COMMANDS)
     for name in COMMANDS:
         assert f"usage: gsad {name}" in run.stdout
     assert "LOADED []" in run.stderr

@@ -14,9 +14,14 @@ def test_reference_sampler_reproduces_reference_output(reference_dir):
     enh = Enhancer.from_checkpoint(reference_dir / "gen.pth", device="cpu")
     out = enh.enhance(read_image(reference_dir / "low.png"), sampler="reference", steps=20,
                       beta_start=6e-4, beta_end=0.88, seed=4088)
-    expected = np.load(reference_dir / "expected_rgb01.npy")
+    expected = np.load(reference_dir / "expected_rgb01.npy")  # the reference's float output in [0, 1]
     assert out.shape == expected.shape
-    assert np.abs(out / 255.0 - expected).mean() * 255 <= 1.0
+    # As 8-bit images: at most 1 level apart anywhere, 0.05 levels on average (measured: 2 of
+    # the 9,216 values differ, by 1 level, from float rounding on the way).
+    diff = np.abs(out.astype(np.float64) - np.round(expected * 255.0))
+    assert diff.max() <= 1 and diff.mean() <= 0.05
+    # Against the float values: only our rounding to 8 bits (0.5 level) plus float error.
+    assert np.abs(out / 255.0 - expected).max() * 255 <= 0.51
 
 
 def test_same_kind_and_size_out(tiny_checkpoint, dark_image):
@@ -83,9 +88,20 @@ def test_resolve_device():
 
 
 def test_gsad_exports_enhancer_lazily():
+    """`import gsad` loads neither torch nor the model code; `gsad.Enhancer` does, on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gsad; print('torch' in sys.modules, 'gsad.inference' in sys.modules); "
+        "gsad.Enhancer; print('torch' in sys.modules, 'gsad.inference' in sys.modules, gsad.__version__)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
     import gsad
 
-    assert gsad.Enhancer is Enhancer and gsad.__version__
+    assert run.stdout.split() == ["False", "False", "True", "True", gsad.__version__]
+    assert gsad.Enhancer is Enhancer
 
 
 @pytest.mark.parametrize("k", range(8))

@@ -20,7 +20,9 @@ def test_plan_tiles_respects_stride_and_covers():
     tiles = plan_tiles(100, 150, 48, 8, multiple=4)
     covered = np.zeros((100, 150), bool)
     for y, x, th, tw in tiles:
-        assert y % 4 == 0 and x % 4 == 0 or y + th == 100 or x + tw == 150
+        # each start on the stride grid, except a last tile pushed back to end at the image edge
+        assert y % 4 == 0 or y + th == 100
+        assert x % 4 == 0 or x + tw == 150
         assert th % 4 == 0 and tw % 4 == 0
         covered[y : y + th, x : x + tw] = True
     assert covered.all()
@@ -50,8 +52,20 @@ def test_tiled_matches_untiled_on_medium_image():
     one_tile = enh.enhance(low, tile=512, ensemble=1).astype(float)
     assert np.array_equal(one_tile, full)  # a tile covering everything is exactly untiled
     assert np.abs(tiled - full).mean() < 2.55  # levels of 255
-    # no seams: horizontal gradients are no larger than in the untiled result
-    assert np.abs(np.diff(tiled, axis=1)).mean() < np.abs(np.diff(full, axis=1)).mean() * 1.02
+    # No seams: at each column where a tile starts or ends, the step from the column before
+    # stands out from its 14 neighbouring steps no more than it does in the untiled result
+    # (measured 0.02 levels; without the feathering ramp, 1.0).
+    tiles = plan_tiles(384, 512, 384, 64, multiple=enh.model.config.stride)
+    edges = {x for _, x, _, _ in tiles if x > 0} | {x + tw for _, x, _, tw in tiles if x + tw < 512}
+    assert edges == {128, 384}
+    steps_tiled = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))  # [c - 1]: column c against c - 1
+    steps_full = np.abs(np.diff(full, axis=1)).mean(axis=(0, 2))
+
+    def stands_out(steps, c):
+        return steps[c - 1] - np.r_[steps[c - 9 : c - 2], steps[c : c + 7]].mean()
+
+    for c in edges:
+        assert stands_out(steps_tiled, c) - stands_out(steps_full, c) < 0.3
 
 
 def test_tiling_same_noise_per_position():

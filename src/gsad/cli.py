@@ -344,7 +344,27 @@ def _run_synthesize(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
+_EVALUATE_EPILOG = """\
+pipelines (--checkpoint):
+  reference  the reference test script's (default on LOL layouts): LOL-v1 and LOL-v2-real
+             inputs mirror-padded 8 px top/bottom and 4 px left/right (OpenCV BORDER_REFLECT)
+             whatever the network and cropped back, LOL-v2-synthetic unpadded; ONE noise
+             stream seeded once (--seed) for the whole run, images in sorted name order, so an
+             image's result depends on the images before it, as in the reference.
+  enhance    each image exactly as 'gsad enhance' makes it (default on low/ + high/ folders):
+             its own noise seeded with --seed, padded only to the network's stride.
+Scores use the reference's arithmetic: GT-mean grey = 0.299 R + 0.587 G + 0.114 B (float32
+means), clip, truncate to 8 bits; PSNR on 8-bit images; SSIM scikit-image 7x7 per channel.
+e.g. the paper's LOL-v2-real settings with its released weights:
+  gsad evaluate --data LOLv2 --layout lol-v2-real --checkpoint lolv2_real_gen.pth \\
+      --sampler reference --steps 10 --beta-start 9e-4 --beta-end 0.85 --seed 4357 \\
+      --start noise --ensemble 1 --outputs out/
+"""
+
+
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _EVALUATE_EPILOG
     p.add_argument("--data", required=True, metavar="DIR", help="paired dataset (LOL-v1, LOL-v2 or low/ + high/)")
     p.add_argument("--layout", default="auto",
                    choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"),
@@ -356,23 +376,43 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     src.add_argument("--predictions", metavar="DIR",
                      help="score another method's outputs in DIR, matched to the pairs by file stem")
     add_sampler_options(p)
+    p.add_argument("--pipeline", default="auto", choices=("auto", "reference", "enhance"),
+                   help="how --checkpoint runs on the pairs (see below); auto: reference on LOL layouts, "
+                        "enhance on low/ + high/ folders")
+    p.add_argument("--cuda-noise", action="store_true",
+                   help="draw the reference pipeline's noise stream on the CUDA device, as the reference code "
+                        "does on a GPU (needs --device cuda; the default CPU stream gives the same noise anywhere)")
     p.add_argument("--device", default="auto", help="device for --checkpoint: auto, cpu, cuda or cuda:N")
+    p.add_argument("--outputs", metavar="DIR",
+                   help="with --checkpoint: also write each enhanced image (before GT-mean scaling) to "
+                        "DIR/<low image name>.png")
     p.add_argument("--report", metavar="FILE.json", help="write the full report (summary and per image) as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write per-image scores as CSV")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace existing --report/--csv files (inputs are never replaced)")
+                   help="replace existing --outputs images and --report/--csv files (inputs are never replaced)")
     add_max_megapixels(p)
     p.add_argument("--per-image", action="store_true", help="also print one table row per image")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from gsad.data.layouts import find_pairs
-    from gsad.evaluation import evaluate, format_table, match_predictions, write_report_csv, write_report_json
+    from gsad.data.layouts import detect_layout, find_pairs
+    from gsad.evaluation import (
+        default_pipeline,
+        evaluate,
+        format_table,
+        match_predictions,
+        model_predictor,
+        write_report_csv,
+        write_report_json,
+    )
     from gsad.files import OutputPlan
     from gsad.metrics import LPIPS, require_skimage
 
     require_skimage()
-    pairs = find_pairs(args.data, layout=args.layout, split=args.split)
+    if args.outputs and not args.checkpoint:
+        raise InputError("--outputs: only with --checkpoint (--predictions are already files)")
+    layout = detect_layout(args.data) if args.layout == "auto" else args.layout
+    pairs = find_pairs(args.data, layout=layout, split=args.split)
     inputs = [p for pair in pairs for p in (pair.low, pair.high)]
     if args.predictions:
         inputs += match_predictions(pairs, args.predictions).values()
@@ -380,10 +420,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         from gsad.checkpoints import resolve_checkpoint
 
         inputs.append(resolve_checkpoint(args.checkpoint))
-    outputs = OutputPlan(inputs)  # both reports checked before anything is scored
+    plan = OutputPlan(inputs)  # reports (and --outputs images) checked before anything is scored
     for path in (args.report, args.csv):
         if path:
-            outputs.check(path, args.overwrite)
+            plan.check(path, args.overwrite)
     reason = LPIPS.unavailable_reason()
     if reason:
         print(f"{PROG}: note: {reason}", file=sys.stderr)
@@ -394,12 +434,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         enhancer = Enhancer(args.checkpoint, device=args.device)
         settings = enhancer.settings(**sampler_overrides(args))
-
-        def predict(name, low):
-            return enhancer.enhance(low, **{k: getattr(settings, k) for k in _SAMPLER_KEYS})
+        pipeline = default_pipeline(layout) if args.pipeline == "auto" else args.pipeline
+        predict = model_predictor(enhancer, settings, pipeline, layout, cuda_noise=args.cuda_noise)
+        print(f"{PROG}: {pipeline} pipeline, {layout} layout, {settings}", file=sys.stderr)
 
     report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True,
-                      max_pixels=max_pixels(args))
+                      max_pixels=max_pixels(args), outputs=args.outputs, overwrite=args.overwrite, plan=plan)
     print(format_table(report, per_image=args.per_image))
     if args.report:
         write_report_json(args.report, report, overwrite=args.overwrite)

@@ -11,26 +11,45 @@ Summary values are plain means over the images. ``*_gtmean`` keys are the GT-mea
 protocol (the output's mean grey level matched to the reference's, see
 :func:`gsad.metrics.gt_mean_adjust`), the only one the paper reports; the others score
 the output as it is.
+
+A model is run on the pairs by a *pipeline* (:func:`model_predictor`):
+
+* ``reference``: the reference test script's (jinnh/GSAD ``test.py`` with
+  ``data/LoL_dataset.py``): LOL-v1 and LOL-v2-real inputs mirror-padded by 8 px top and
+  bottom and 4 px left and right (OpenCV ``BORDER_REFLECT``, numpy ``"symmetric"``) whatever
+  the network, the output cropped back; LOL-v2-synthetic and plain ``low/`` + ``high/``
+  folders not padded (beyond the network's stride); one noise generator seeded once for the
+  whole run and drawn from image after image in the order of the pairs (sorted by name; the
+  reference lists LOL-v1 in ``os.listdir`` order, which is not defined).
+* ``enhance``: each image as ``gsad enhance`` makes it: its own noise seeded with the seed
+  (so a result never depends on the other images), padded to the network's stride only.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from gsad.config import SamplerConfig
 from gsad.data.layouts import Pair
-from gsad.errors import DataError
-from gsad.files import write_output
-from gsad.images import MAX_PIXELS, list_images, read_image
+from gsad.errors import ConfigError, DataError, InputError
+from gsad.files import OutputPlan, write_output
+from gsad.images import MAX_PIXELS, from_model, list_images, read_image, to_model, write_image
 from gsad.metrics import LPIPS, score_pair
+
+if TYPE_CHECKING:
+    from gsad.inference import Enhancer
 
 #: Metric keys in report order (LPIPS keys only when it was scored).
 METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean", "lpips_gtmean")
@@ -46,6 +65,87 @@ PROTOCOLS = {
 _SHOW = 5
 
 Predict = Callable[[str, np.ndarray], np.ndarray]
+
+#: Pipelines that run a model on the pairs (module docstring).
+PIPELINES = ("reference", "enhance")
+
+#: (top, bottom, left, right) mirror padding of the reference test pipeline, per layout.
+REFERENCE_BORDERS: dict[str, tuple[int, int, int, int] | None] = {
+    "lol-v1": (8, 8, 4, 4),
+    "lol-v2-real": (8, 8, 4, 4),
+    "lol-v2-synthetic": None,
+    "pairs": None,
+}
+
+
+def default_pipeline(layout: str) -> str:
+    """``reference`` on the LOL layouts (where the paper's numbers come from), else ``enhance``."""
+    return "enhance" if layout == "pairs" else "reference"
+
+
+def model_predictor(
+    enhancer: Enhancer,
+    settings: SamplerConfig,
+    pipeline: str,
+    layout: str,
+    cuda_noise: bool = False,
+) -> Predict:
+    """A ``predict(name, low)`` for :func:`evaluate` that runs ``enhancer`` (an
+    :class:`~gsad.inference.Enhancer`) with ``settings`` through ``pipeline`` (module docstring).
+
+    ``reference`` keeps one generator, seeded with ``settings.seed`` here, for every later call:
+    call it on the pairs in their order, once each. ``cuda_noise``: that generator lives on the
+    enhancer's CUDA device, so the noise is drawn from CUDA's Philox stream as the reference
+    code draws it on a GPU (``torch.manual_seed`` seeds both; the CPU and CUDA streams differ);
+    the default CPU generator gives the same noise on any device. Raises :class:`ConfigError`
+    for an unknown pipeline, or for ``cuda_noise`` without a CUDA device or with ``enhance``.
+    """
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"pipeline: unknown pipeline {pipeline!r} (choose from {', '.join(PIPELINES)})")
+    if cuda_noise and pipeline != "reference":
+        raise ConfigError("cuda-noise: only the reference pipeline draws one noise stream; use --pipeline reference")
+    if cuda_noise and enhancer.device.type != "cuda":
+        raise ConfigError(f"cuda-noise: needs a CUDA device, the model runs on {enhancer.device}")
+    if pipeline == "enhance":
+
+        def predict_enhance(name: str, low: np.ndarray) -> np.ndarray:
+            return enhancer.enhance(low, **dataclasses.asdict(settings))
+
+        return predict_enhance
+    border = REFERENCE_BORDERS.get(layout)
+    generator = torch.Generator(device=enhancer.device if cuda_noise else "cpu").manual_seed(settings.seed)
+
+    def predict_reference(name: str, low: np.ndarray) -> np.ndarray:
+        if border is not None and (low.shape[0] < max(border[:2]) or low.shape[1] < max(border[2:])):
+            raise DataError(f"{name}: {_size(low)} is too small for the reference padding {border}")
+        return from_model(enhancer.enhance_tensor(to_model(low), settings, generator=generator, border=border))
+
+    return predict_reference
+
+
+def output_paths(
+    pairs: Sequence[Pair], folder: str | os.PathLike, overwrite: bool = False, plan: OutputPlan | None = None
+) -> dict[str, Path]:
+    """Where :func:`evaluate` writes each pair's output: ``folder/<low file stem>.png``.
+
+    Checked before any work: raises :class:`InputError` when an output would replace one of
+    the dataset's images (never allowed) or an existing file (unless ``overwrite``).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: outputs folder is a file")
+    if plan is None:
+        plan = OutputPlan(p for pair in pairs for p in (pair.low, pair.high))
+    paths = {pair.name: folder / f"{pair.low.stem}.png" for pair in pairs}
+    for pair in pairs:
+        problem = plan.problem(paths[pair.name], pair.low)
+        if problem:
+            raise InputError(problem)
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise InputError(f"{existing[0]}{more}: output exists (use --overwrite to replace it)")
+    return paths
 
 
 def _size(img: np.ndarray) -> str:
@@ -89,6 +189,9 @@ def evaluate(
     lpips: LPIPS | None = None,
     progress: bool = True,
     max_pixels: int | None = MAX_PIXELS,
+    outputs: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    plan: OutputPlan | None = None,
 ) -> dict:
     """Score predictions for ``pairs`` against their ``high`` images.
 
@@ -101,15 +204,22 @@ def evaluate(
 
     ``lpips``: an :class:`~gsad.metrics.LPIPS` scorer, or None to skip LPIPS. ``max_pixels``:
     image files larger than this are refused (:func:`gsad.images.read_image`).
-    Raises :class:`DataError` for missing predictions or size mismatches (naming the
-    files). Returns the report described in the module docstring.
+    ``outputs``: a folder to write each ``predict`` output to, as it is (before any GT-mean
+    scaling), named as :func:`output_paths` says, atomically; existing files are replaced only
+    with ``overwrite`` (checked before any work), inputs never (``plan``: the run's
+    :class:`~gsad.files.OutputPlan`, to check them against its other inputs and outputs too).
+    Raises :class:`DataError` for missing predictions or size mismatches (naming the files).
+    Returns the report described in the module docstring.
     """
     if (predict is None) == (predictions_dir is None):
         raise ValueError("evaluate needs exactly one of predict and predictions_dir")
     pairs = list(pairs)
     if not pairs:
         raise DataError("no image pairs to evaluate")
+    if outputs is not None and predict is None:
+        raise ValueError("outputs are written only for predict")
     files = match_predictions(pairs, predictions_dir) if predictions_dir is not None else {}
+    destinations = output_paths(pairs, outputs, overwrite, plan) if outputs is not None else {}
 
     images = []
     for pair in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
@@ -125,6 +235,8 @@ def evaluate(
             source = str(files[pair.name])
         if out.shape != gt.shape:
             raise DataError(f"{source} is {_size(out)} but the reference {pair.high} is {_size(gt)}")
+        if pair.name in destinations:
+            write_image(destinations[pair.name], out, overwrite=overwrite)
         images.append({"name": pair.name, **score_pair(out, gt, lpips)})
 
     keys = [k for k in METRICS if k in images[0]]

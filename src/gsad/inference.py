@@ -74,6 +74,20 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
+def pad_symmetric(x: torch.Tensor, border: tuple[int, int, int, int]) -> torch.Tensor:
+    """Mirror-pad ``... x H x W`` by ``border`` = (top, bottom, left, right) pixels, the edge
+    pixel repeated: numpy's ``"symmetric"`` mode, OpenCV's ``BORDER_REFLECT``
+    (``[c b a | a b c d | d c b]``). The reference test pipeline pads LOL-v1 and LOL-v2-real
+    inputs this way by (8, 8, 4, 4). Each border must not exceed the image side it mirrors.
+    """
+    top, bottom, left, right = border
+    h, w = x.shape[-2:]
+    if max(top, bottom) > h or max(left, right) > w:
+        raise ValueError(f"border {border} is larger than the {w}x{h} image")
+    x = torch.cat([x[..., :top, :].flip(-2), x, x[..., h - bottom :, :].flip(-2)], dim=-2)
+    return torch.cat([x[..., :left].flip(-1), x, x[..., w - right :].flip(-1)], dim=-1)
+
+
 def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:
     """The samplers' ``start`` for a trajectory start name: None for ``noise``; for ``exposure``
     the global auto-exposure of each whole image in ``low`` (``N x 3 x H x W`` in [-1, 1]),
@@ -218,15 +232,25 @@ class Enhancer:
         settings: SamplerConfig,
         callback: Callable[[int, int], None] | None = None,
         tile: int | None = None,
+        generator: torch.Generator | None = None,
+        border: tuple[int, int, int, int] | None = None,
     ) -> torch.Tensor:
         """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size).
 
         ``settings.start`` picks the trajectory's start (:func:`start_estimate`);
         ``settings.ensemble`` trajectories (on :func:`grid_symmetry` views, seeds ``seed + k``)
         are averaged. ``callback(step, total)`` counts steps over all of them.
+
+        ``generator``: draw all the noise from this generator instead (``settings.seed`` is then
+        unused; the caller's stream goes on across calls, as in the reference test script).
+        ``border``: (top, bottom, left, right) pixels of :func:`pad_symmetric` padding added
+        before the stride padding and cropped off after (the reference test pipeline's).
         """
         schedule = Schedule.linear(settings.steps, settings.beta_start, settings.beta_end)
         self.net.precompute(schedule.sqrt_alpha_bar)  # same levels for every pass
+        h, w = low.shape[-2:]
+        if border is not None:
+            low = pad_symmetric(low, border)
         total = settings.steps * settings.ensemble
         mean = None
         for k in range(settings.ensemble):
@@ -234,9 +258,12 @@ class Enhancer:
             if callback is not None:
                 report = functools.partial(_offset_progress, callback, k * settings.steps, total)
             view = grid_symmetry(low, k)
-            out = self._trajectory(view, settings, schedule, settings.seed + k, report, tile)
+            noise = generator if generator is not None else torch.Generator().manual_seed(settings.seed + k)
+            out = self._trajectory(view, settings, schedule, noise, report, tile)
             out = grid_symmetry(out, k, inverse=True)
             mean = out if mean is None else mean + out
+        if border is not None:
+            mean = mean[..., border[0] : border[0] + h, border[2] : border[2] + w]
         mean = mean / settings.ensemble
         if not bool(torch.isfinite(mean).all()):
             raise ModelOutputError(
@@ -251,16 +278,15 @@ class Enhancer:
         low: torch.Tensor,
         settings: SamplerConfig,
         schedule: Schedule,
-        seed: int,
+        generator: torch.Generator,
         callback: Callable[[int, int], None] | None,
         tile: int | None,
     ) -> torch.Tensor:
-        """One sampler run on ``low`` with noise seed ``seed`` (padded to the stride, then cropped back);
-        the network's noise terms for ``schedule`` are already precomputed."""
+        """One sampler run on ``low`` with noise from ``generator`` (padded to the stride, then cropped
+        back); the network's noise terms for ``schedule`` are already precomputed."""
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
         start = start_estimate(low, settings.start, self.model.config.stride)
-        generator = torch.Generator().manual_seed(seed)
         out = SAMPLERS[settings.sampler](self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback,
                                          self.device, start=start)
         return out[..., :h, :w]

@@ -93,25 +93,36 @@ def ssim(img1: np.ndarray, img2: np.ndarray) -> float:
     )
 
 
+def gray_mean(img01: np.ndarray) -> np.float32:
+    """Mean grey level of an ``H x W x 3`` RGB image in [0, 1], as the reference computes it:
+    the image cast to float32, ``gray = 0.114 B + 0.587 G + 0.299 R`` per pixel in float32
+    (OpenCV's ``COLOR_BGR2GRAY`` on BGR data, i.e. the ordinary luma), then numpy's float32
+    mean of the grey image. Returns a float32 scalar."""
+    x = np.asarray(img01).astype(np.float32)
+    r_w, g_w, b_w = (np.float32(w) for w in GRAY_WEIGHTS)
+    gray = x[..., 2] * b_w + x[..., 1] * g_w + x[..., 0] * r_w
+    return gray.mean()
+
+
 def gt_mean_adjust(out_u8: np.ndarray, gt_u8: np.ndarray) -> np.ndarray:
     """The GT-mean protocol: scale ``out`` so its mean grey level equals the reference's.
 
-    With ``out01 = out / 255``, ``gt01 = gt / 255`` and ``gray = 0.299 R + 0.587 G +
-    0.114 B``: ``scale = mean(gray(gt01)) / mean(gray(out01))``, ``adjusted = clip(out01 *
-    scale, 0, 1)``, returned as ``floor(adjusted * 255)`` (truncation, as the reference
-    code does), ``H x W x 3`` uint8. An all-black ``out`` cannot be rescaled and is
-    returned unchanged. (The reference computes grey with OpenCV's BGR2GRAY on RGB data,
-    i.e. with the R and B weights swapped, in float32; DESIGN.md fixes the weights above.)
+    With ``out01 = out / 255``, ``gt01 = gt / 255`` (float64) and grey means from
+    :func:`gray_mean` (``gray = 0.299 R + 0.587 G + 0.114 B``, float32 as in the reference):
+    ``scale = gray_mean(gt01) / gray_mean(out01)`` (float32), ``adjusted = clip(out01 *
+    scale, 0, 1)``, returned as ``floor(adjusted * 255)`` (truncation), ``H x W x 3`` uint8.
+    This is the reference test script's arithmetic step for step (its ``tensor2img`` gives
+    BGR arrays, so OpenCV's BGR2GRAY weighs R by 0.299 and B by 0.114, as here). An
+    all-black ``out`` cannot be rescaled and is returned unchanged.
     """
     out, gt = _check_pair(out_u8, gt_u8)
-    weights = np.asarray(GRAY_WEIGHTS, dtype=np.float64)
-    out01, gt01 = out.astype(np.float64) / 255.0, gt.astype(np.float64) / 255.0
-    mean_out = float(np.mean(out01 @ weights))
+    out01, gt01 = out / 255.0, gt / 255.0
+    mean_out = gray_mean(out01)
     if mean_out == 0.0:
         return out.copy()
-    scale = float(np.mean(gt01 @ weights)) / mean_out
-    adjusted = np.clip(out01 * scale, 0.0, 1.0)
-    return np.floor(adjusted * 255.0).astype(np.uint8)
+    scale = gray_mean(gt01) / mean_out  # float32, as in the reference
+    adjusted = np.clip(out01 * np.float64(scale), 0.0, 1.0)
+    return (adjusted * 255.0).astype(np.uint8)
 
 
 class _AlexNetLPIPS(nn.Module):

@@ -113,6 +113,71 @@ def test_gsad_structure_term_by_hand(nets):
     assert logs["loss_structure"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+@pytest.fixture(scope="module")
+def distinct_nets() -> tuple[UNet, UNet]:
+    """A trained net and a frozen stage-1 model with *different* weights (both with heads), so a
+    loss that takes P from the wrong one gives another value."""
+    torch.manual_seed(11)
+    frozen = UNet(preset("tiny")).eval().requires_grad_(False)
+    torch.manual_seed(12)
+    net = UNet(preset("tiny")).train()
+    return net, frozen
+
+
+def _hand_draws(seed: int, high: torch.Tensor):
+    """The objectives' draws in their order: levels (t, then u), eps, then (stage 2) z."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(1, SCHEDULE.num_steps + 1, (high.shape[0],), generator=g)
+    bounds = torch.from_numpy(SCHEDULE.sqrt_alpha_bar_bounds)
+    u = torch.rand(high.shape[0], generator=g, dtype=torch.float64)
+    level = (bounds[t - 1] + (bounds[t] - bounds[t - 1]) * u).float()
+    eps = torch.randn(high.shape, generator=g)
+    z = torch.randn(high.shape, generator=g)
+    g4 = level.view(-1, 1, 1, 1)
+    x_t = g4 * high + (1 - g4**2).sqrt() * eps
+    return t - 1, level, eps, z, x_t
+
+
+def test_stage1_objective_value_by_hand(distinct_nets):
+    """L = mean(exp(-P) |eps_hat - eps| + 2 P) over all elements, from the same draws."""
+    net, _ = distinct_nets
+    low, high = _batch(4)
+    loss, _ = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(21))
+    _, level, eps, _, x_t = _hand_draws(21, high)
+    with torch.no_grad():
+        eps_hat, p = net(torch.cat([low, x_t], 1), level)
+    expected = (torch.exp(-p) * (eps_hat - eps).abs() + 2 * p).double().mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_gsad_objective_value_by_hand(distinct_nets):
+    """L_pix = 10 mean|w (eps_hat - eps)| with eps_hat from `net`, P from `frozen` (min-max per
+    sample and channel onto [0.5, 1]); plus the structure term on x_{t-1}. The nets differ, so
+    taking P from `net`, or dropping w, changes the value."""
+    net, frozen = distinct_nets
+    low, high = _batch(5)
+    loss, logs = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(22))
+    t_index, level, eps, z, x_t = _hand_draws(22, high)
+    inputs = torch.cat([low, x_t], 1)
+    with torch.no_grad():
+        eps_hat, _ = net(inputs, level)
+        _, p = frozen(inputs, level)
+        lo, hi = p.amin(dim=(2, 3), keepdim=True), p.amax(dim=(2, 3), keepdim=True)
+        w = 0.5 + 0.5 * (p - lo) / (hi - lo + 1e-6)
+        pix = 10 * (w * (eps_hat - eps)).abs().double().mean()
+        x_prev = posterior_sample(x_t, t_index, level, eps_hat, SCHEDULE, z)  # checked by hand below
+        structure = (structure_distance(high, x_prev) * level[:, None] ** 4).mean()
+    assert logs["loss_pix"].item() == pytest.approx(pix.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(pix.item() + structure.item(), rel=1e-5)
+    # The check can tell: the same formula with P from `net`, or without w, is far off.
+    with torch.no_grad():
+        _, p_net = net(inputs, level)
+    w_net = 0.5 + 0.5 * (p_net - p_net.amin(dim=(2, 3), keepdim=True)) / (
+        p_net.amax(dim=(2, 3), keepdim=True) - p_net.amin(dim=(2, 3), keepdim=True) + 1e-6)
+    for wrong in (10 * (w_net * (eps_hat - eps)).abs().mean(), 10 * (eps_hat - eps).abs().mean()):
+        assert abs(wrong.item() - pix.item()) > 1e-3 * pix.item()
+
+
 def test_posterior_sample_matches_hand_computation():
     g = torch.Generator().manual_seed(0)
     x_t = torch.randn(3, 3, 4, 4, generator=g)

@@ -2,8 +2,9 @@
 
 Each sampler has the signature
 ``sampler(denoiser, shape, schedule, generator, callback, device, start=None)`` and returns x0
-(``N x 3 x H x W`` in [-1, 1]). Noise is drawn on the CPU from ``generator`` and moved to the
-denoiser's device, so one seed gives one image on any device. ``callback(i, total)`` is called
+(``N x 3 x H x W`` in [-1, 1]). Noise is drawn from ``generator`` on its device (a CPU
+generator unless the caller chose a CUDA one) and moved to the denoiser's device, so one seed
+gives one image on any device. ``callback(i, total)`` is called
 after each step (progress bars). ``start``, an initial estimate of x0, turns the pure-noise
 x_T into a warm start (:func:`initial_state`).
 """
@@ -22,8 +23,11 @@ Callback = Callable[[int, int], None] | None
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU (from ``generator``), then moved to ``device``."""
-    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+    """Standard normal noise drawn from ``generator`` on the generator's own device, then moved
+    to ``device``: a CPU generator (the default) gives the same noise on every device; a CUDA
+    generator draws on the GPU as the reference code does there (its Philox stream, not the CPU's)."""
+    where = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, dtype=torch.float32, device=where).to(device)
 
 
 def initial_state(
