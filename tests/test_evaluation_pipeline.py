@@ -150,7 +150,7 @@ def test_evaluate_outputs_reference_default_and_no_overwrite(tmp_path, tiny_chec
 
     inputs = {p: _sha(p) for p in (data / "eval15" / "low").iterdir()}
     assert main([*base, "--outputs", str(data / "eval15" / "low"), "--overwrite"]) == 1
-    assert "would replace an input image" in capsys.readouterr().err
+    assert "output would replace an input of this run" in capsys.readouterr().err
     assert {p: _sha(p) for p in (data / "eval15" / "low").iterdir()} == inputs
     assert main(["evaluate", "--data", str(data), "--predictions", str(out), "--outputs", str(tmp_path / "o")]) == 1
     assert "only with --checkpoint" in capsys.readouterr().err
