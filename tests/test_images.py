@@ -122,3 +122,28 @@ def test_unlistable_folder_is_one_input_error(tmp_path, monkeypatch):
     monkeypatch.setattr("pathlib.Path.iterdir", refuse)
     with pytest.raises(InputError, match=f"^{tmp_path}: cannot list the folder \\(Permission denied\\)$"):
         list_images(tmp_path)
+
+
+def test_soft_auto_exposure_lifts_dark_images_and_leaves_bright_ones():
+    from gsad.images import (
+        LUMINANCE,
+        SOFT_EXPOSURE_BRIGHT,
+        SOFT_EXPOSURE_DARK,
+        auto_exposure,
+        soft_auto_exposure,
+        soft_exposure_gain,
+        srgb_to_linear,
+    )
+
+    rng = np.random.default_rng(1)
+    dark = rng.integers(0, 30, (24, 32, 3), dtype=np.uint8)
+    assert (srgb_to_linear(dark / 255.0) @ LUMINANCE).mean() < SOFT_EXPOSURE_DARK
+    assert np.array_equal(soft_auto_exposure(dark), auto_exposure(dark))  # full gain when dark
+    bright = rng.integers(60, 200, (24, 32, 3), dtype=np.uint8)
+    assert (srgb_to_linear(bright / 255.0) @ LUMINANCE).mean() > SOFT_EXPOSURE_BRIGHT
+    assert np.array_equal(soft_auto_exposure(bright), bright)  # a well-exposed image is left alone
+    # Between: partial gain, never below 1 (no darkening), fading with the luminance.
+    gains = [soft_exposure_gain(x) for x in np.geomspace(SOFT_EXPOSURE_DARK, SOFT_EXPOSURE_BRIGHT, 7)]
+    assert gains[0] == pytest.approx(0.18 / SOFT_EXPOSURE_DARK) and gains[-1] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(gains, gains[1:]))
+    assert soft_exposure_gain(0.5) == 1.0 and soft_exposure_gain(0.0) == 1.0

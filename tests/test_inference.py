@@ -47,7 +47,7 @@ def test_seed_and_sampler_overrides(tiny_checkpoint, dark_image):
 
 def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark_image, monkeypatch):
     from gsad.diffusion import samplers
-    from gsad.images import auto_exposure, to_model
+    from gsad.images import adjust_exposure, auto_exposure, soft_auto_exposure, to_model
 
     enh = Enhancer(tiny_checkpoint, device="cpu")
     seen = {}
@@ -64,6 +64,10 @@ def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark
     assert seen["start"].shape == expected.shape and torch.equal(seen["start"], expected)
     cold = enh.enhance(dark_image, sampler="ddim", start="noise")
     assert seen["start"] is None and not np.array_equal(warm, cold)
+    dim = adjust_exposure(dark_image, 2.0)  # between the soft start's full and no gain
+    enh.enhance(dim, sampler="ddim", start="soft-exposure")
+    assert torch.equal(seen["start"], to_model(soft_auto_exposure(dim)))
+    assert not torch.equal(seen["start"], to_model(auto_exposure(dim)))
     with pytest.raises(ConfigError, match="start"):
         enh.enhance(dark_image, start="image")
 

@@ -200,3 +200,28 @@ def test_lpips_rejects_wrong_files(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pth"):
         LPIPS(tmp_path / "junk.pth", lin_path)
+
+
+def test_laplacian_variance_by_hand_and_detail_ratio():
+    from gsad.metrics import detail_ratio, laplacian_variance, mean_level
+
+    # A grey checkerboard of +-a around 128: the Laplacian is -8a or +8a at every interior pixel.
+    yy, xx = np.mgrid[0:6, 0:8]
+    board = np.where((yy + xx) % 2 == 0, 138, 118).astype(np.uint8)
+    img = np.stack([board] * 3, axis=2)
+    assert laplacian_variance(img) == pytest.approx(80.0**2)
+    assert mean_level(img) == pytest.approx(128.0)
+    flat = np.full_like(img, 128)
+    assert laplacian_variance(flat) == 0.0
+    assert detail_ratio(flat, flat) == 1.0 and detail_ratio(img, flat) == float("inf")
+    # Detail ratio: 1 for the reference itself, < 1 when smoothed, > 1 with added grain.
+    rng = np.random.default_rng(0)
+    texture = np.clip(128 + rng.normal(0, 25, (48, 48, 3)), 0, 255).astype(np.uint8)
+    assert detail_ratio(texture, texture) == pytest.approx(1.0)
+    from scipy import ndimage
+
+    smooth = ndimage.uniform_filter(texture.astype(float), size=(3, 3, 1)).round().astype(np.uint8)
+    grain = np.clip(texture + rng.normal(0, 15, texture.shape), 0, 255).astype(np.uint8)
+    assert detail_ratio(smooth, texture) < 0.3 < 1.2 < detail_ratio(grain, texture)
+    with pytest.raises(InputError, match="3x3"):
+        laplacian_variance(np.zeros((2, 5, 3), np.uint8))

@@ -11,6 +11,17 @@
 #     about 6 of 255), for the sampler defaults and the last stage's curve;
 #   - held-out test: scikit-image's 6 colour photos, darkened with a *different* camera model
 #     (HOLDOUT_RANGES: darker, noisier, stronger colour casts).
+# Second default model (issue 15), after the above:
+#   - photos/train_full: the same 46 training photos at full resolution (the wallpapers are
+#     1280-6000 px; training takes multi-scale crops of them, --min-scale);
+#   - valbroad: the val6 photos darkened with the broad pipeline (--ranges broad);
+#   - photos/heldout: 10 photos in no training or validation set: scikit-image's 6 and 4 more
+#     real photographs cut from fotoxx-common's manual images and tuxmath-data (the rest of the
+#     allowed packages gnome-backgrounds, ukui-wallpapers, desktop-base, sway-backgrounds,
+#     gcompris-qt-data and imagemagick-6-doc hold renders, abstract art, logos and screenshots,
+#     checked by eye on contact sheets); downscaled to 640 px on the long side;
+#   - heldout_FAMILY: photos/heldout darkened with each held-out family (dark-noisy, phone-jpeg,
+#     color-cast, near-normal); the originals, photos/heldout, are the do-no-harm set.
 # Usage: bash benchmarks/default_model/prepare_photos.sh WORK_DIR
 set -euo pipefail
 work=${1:?usage: prepare_photos.sh WORK_DIR}
@@ -60,3 +71,49 @@ PY
 gsad synthesize photos/val -o valpairs --seed 1 --overwrite
 gsad synthesize photos/val6 -o val6 --seed 11 --overwrite
 gsad synthesize --bundled -o holdout --ranges holdout --seed 7 --overwrite
+
+# ---- Second default model (issue 15) ----
+mkdir -p photos/train_full
+for f in photos/train_ocv/*; do cp "$src/$(basename "$f")" photos/train_full/; done
+if [ ! -d more/x ]; then
+    mkdir -p more && (cd more && apt-get download fotoxx-common tuxmath-data && for f in *.deb; do dpkg -x "$f" x; done)
+fi
+mkdir -p photos/heldout
+python3 - <<'PY'
+from pathlib import Path
+from PIL import Image
+import skimage.data
+
+mate = ["Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
+        "TwoWings", "Wood", "YellowFlower"]
+lomiri = ["Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+          "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+          "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
+          "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+          "Kleiber_by_Lukas_Baubkus"]
+for name in [f"mate/nature/{n}" for n in mate] + lomiri:
+    # Full resolution, decoded once to PNG (lossless from here on).
+    Image.open(f"walls/x/usr/share/backgrounds/{name}.jpg").convert("RGB").save(
+        f"photos/train_full/wall_{Path(name).name}.png")
+
+def heldout(source, target, box=None):
+    image = Image.open(source).convert("RGB")
+    if box is not None:
+        image = image.crop(box)
+    image.thumbnail((640, 640), Image.LANCZOS)
+    image.save(f"photos/heldout/{target}.png")
+
+folder = Path(skimage.data.__file__).parent
+for name in ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
+             "rocket.jpg"):
+    heldout(folder / name, Path(name).stem)
+fotoxx = "more/x/usr/share/fotoxx/images"
+heldout(f"{fotoxx}/emboss2.jpg", "fotoxx_building")
+heldout(f"{fotoxx}/flatten2.jpg", "fotoxx_river", (0, 224, 372, 442))  # the lower (plain) of two views
+heldout(f"{fotoxx}/unbend2.jpg", "fotoxx_room", (60, 60, 540, 260))  # inside the panorama's black border
+heldout("more/x/usr/share/tuxmath/images/title/menu_bkg.jpg", "tuxmath_earth")
+PY
+gsad synthesize photos/val6 -o valbroad --ranges broad --seed 11 --overwrite
+for family in dark-noisy phone-jpeg color-cast near-normal; do
+    gsad synthesize photos/heldout -o "heldout_$family" --ranges "$family" --seed 7 --overwrite
+done

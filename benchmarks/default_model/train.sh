@@ -2,6 +2,10 @@
 # How the bundled default model (src/gsad/resources/default.safetensors) was made, start to end.
 # Usage: bash benchmarks/default_model/train.sh WORK_DIR     (CPU; about 5.9 h on 2 cores)
 #
+# The second default model (issue 15; broad degradation pipeline, full-resolution photos with
+# multi-scale crops, soft-exposure start) is being trained with train_v2.sh, which starts from the
+# model this script makes; this script stays the recipe of the shipped model until it is replaced.
+#
 # Each stage below ran to the --max-steps given here (some runs were started with a larger
 # --max-steps and stopped at this checkpoint; the data order and the weights do not depend on
 # --max-steps, so this script gives the same checkpoints). The learning rate is constant.

@@ -116,6 +116,16 @@ def max_pixels(args: argparse.Namespace) -> int:
     return int(args.max_megapixels * 1e6)
 
 
+def _scale(text: str) -> float:
+    """A float in (0, 1]."""
+    return 1.0 if text.strip() in ("1", "1.0") else _unit_number(text, closed=False)
+
+
+#: Names of the degradation presets (gsad.data.synthesize.RANGES; listed here so that the
+#: parser does not import the data stack).
+RANGE_NAMES = ("default", "holdout", "broad", "dark-noisy", "phone-jpeg", "color-cast", "near-normal")
+
+
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     """Sampler flags shared by enhance, evaluate and convert; unset ones use the checkpoint's defaults."""
     g = parser.add_argument_group("sampler (defaults come from the checkpoint)")
@@ -316,14 +326,16 @@ def _add_synthesize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0,
                    help="seed, 0 to 2**32 - 1; the same seed gives the same bytes (default 0)")
     p.add_argument("--count", type=_positive_int, help="use only the first N photos (by name)")
-    p.add_argument("--ranges", choices=("default", "holdout"), default="default",
-                   help="degradation parameter ranges: 'default' (training) or 'holdout' (a different camera, "
-                        "darker and noisier, for honest held-out tests)")
+    p.add_argument("--ranges", choices=RANGE_NAMES, default="default",
+                   help="degradation preset: 'default' (the first default model's training camera), 'holdout' "
+                        "(a different camera, darker and noisier), 'broad' (many cameras, tone curves, JPEG, blur; "
+                        "the second default model's training pipeline) or a held-out family outside broad: "
+                        "dark-noisy, phone-jpeg, color-cast, near-normal (default: default)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def _run_synthesize(args: argparse.Namespace) -> int:
-    from gsad.data.synthesize import DEFAULT_RANGES, HOLDOUT_RANGES, bundled_photos, synthesize_folder
+    from gsad.data.synthesize import bundled_photos, named_ranges, synthesize_folder
 
     if args.bundled == (args.photos is not None):
         raise InputError("give either PHOTOS_DIR or --bundled")
@@ -332,7 +344,7 @@ def _run_synthesize(args: argparse.Namespace) -> int:
 
         require_skimage()  # the bundled photos are scikit-image's
     source = bundled_photos() if args.bundled else args.photos
-    ranges = HOLDOUT_RANGES if args.ranges == "holdout" else DEFAULT_RANGES
+    ranges = named_ranges(args.ranges)
     names = synthesize_folder(source, args.output, seed=args.seed, count=args.count, ranges=ranges,
                               overwrite=args.overwrite, progress=True)
     print(f"wrote {len(names)} pairs to {args.output}/low and {args.output}/high")
@@ -498,13 +510,22 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic", action=argparse.BooleanOptionalAction,
                    help="--data is a folder of normal photos, darkened on the fly into training pairs")
     g.add_argument("--crop", type=_positive_int, help="side of the random square crops (default 96)")
+    g.add_argument("--ranges", choices=RANGE_NAMES,
+                   help="degradation preset of --synthetic training: default (the first default model's camera), "
+                        "broad (many cameras, tone curves, JPEG, blur; the second's), holdout or a held-out family")
+    g.add_argument("--min-scale", type=_scale, metavar="Z",
+                   help="multi-scale crops: downscale each image by a random factor in [Z, 1] (log-uniform) "
+                        "before cropping, so large photos give detailed and global crops (default 1: off)")
+    g.add_argument("--cache", action=argparse.BooleanOptionalAction,
+                   help="keep decoded training images in memory (faster for a few large photos; default off)")
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips (default on)")
     g = p.add_argument_group("model")
     g.add_argument("--stage", choices=("uncertainty", "gsad"),
                    help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init")
     g.add_argument("--init", metavar="RUN_OR_CHECKPOINT",
                    help="starting weights: stage gsad needs the stage-1 run directory or checkpoint (it also "
-                        "gives the uncertainty map and the architecture); optional for stage uncertainty")
+                        "gives the uncertainty map and the architecture); optional for stage uncertainty (a stage-2 "
+                        "model gives its U-Net, with a new uncertainty head)")
     g.add_argument("--preset", choices=("paper", "small", "tiny"), help="network preset of stage 1 (default tiny)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_positive_int, help="train until this step (default 1000)")
@@ -522,8 +543,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "(max of the noise and the x0 error: high noise levels count more)")
     g.add_argument("--warm-start", type=_fraction, metavar="FRACTION",
                    help="fraction (0-1) of the samples at the samplers' start noise levels (alpha_bar <= 0.75) "
-                        "noised from the auto-exposed input instead of the target, so the model learns to "
-                        "clean the exposure start's noise (default 0: the paper)")
+                        "noised from the start estimate of the input (that of --sampler-start: exposure or "
+                        "soft-exposure; exposure when it is noise) instead of the target, so the model learns to "
+                        "clean the warm start's noise (default 0: the paper)")
     g = p.add_argument_group("checkpoints and logs")
     g.add_argument("--checkpoint-every", type=_positive_int, help="save a checkpoint every N steps (default 1000)")
     g.add_argument("--keep-states", type=_positive_int, help="resumable .state.pt files kept (default 2)")
@@ -537,14 +559,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
     g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
     g.add_argument("--sampler-seed", type=_seed, help="seed of the sampler's noise, 0 to 2**32 - 1 (default 4088)")
-    g.add_argument("--sampler-start", choices=START_NAMES, help="trajectory start, noise or exposure (default noise)")
+    g.add_argument("--sampler-start", choices=START_NAMES,
+                   help="trajectory start: noise, exposure or soft-exposure (default noise)")
 
 
 _TRAIN_KEYS = (
-    "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "flip", "stage", "init",
-    "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start", "structure_weight", "num_clusters",
-    "patch_size", "loss_weighting", "warm_start", "checkpoint_every", "keep_states", "log_every", "val_data",
-    "val_every", "val_count",
+    "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "ranges", "min_scale",
+    "cache", "flip", "stage", "init", "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start",
+    "structure_weight", "num_clusters", "patch_size", "loss_weighting", "warm_start", "checkpoint_every",
+    "keep_states", "log_every", "val_data", "val_every", "val_count",
 )
 
 

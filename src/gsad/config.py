@@ -189,8 +189,9 @@ PRESETS: dict[str, NetworkConfig] = {
 
 SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 
-#: Where a trajectory starts: pure noise (the paper) or the noised auto-exposure of the input.
-START_NAMES = ("noise", "exposure")
+#: Where a trajectory starts: pure noise (the paper), or the noised auto-exposure (full, or soft:
+#: no gain for well-exposed inputs) of the input.
+START_NAMES = ("noise", "exposure", "soft-exposure")
 
 #: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
 MAX_ENSEMBLE = 8
@@ -209,7 +210,9 @@ class SamplerConfig:
 
     ``start``: ``noise`` starts the trajectory from pure noise (the paper); ``exposure``
     starts it from the input's global auto-exposure, noised to the schedule's first level
-    (a warm start, see :func:`gsad.diffusion.samplers.initial_state`).
+    (a warm start, see :func:`gsad.diffusion.samplers.initial_state`); ``soft-exposure``
+    from the soft auto-exposure (:func:`gsad.images.soft_auto_exposure`), which does not
+    brighten inputs that are already well exposed.
 
     ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;

@@ -179,6 +179,42 @@ def auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
     return np.round(linear_to_srgb(linear * gain) * 255.0).astype(np.uint8)
 
 
+#: Mean linear luminances between which :func:`soft_auto_exposure` fades from the full
+#: auto-exposure gain (at or below ``SOFT_EXPOSURE_DARK``) to no gain (at or above
+#: ``SOFT_EXPOSURE_BRIGHT``). 0.02 is about the mean luminance of a typical photo 3 stops
+#: under; 0.08 that of a dim but acceptable photo (a dusk scene, a dim forest).
+SOFT_EXPOSURE_DARK = 0.02
+SOFT_EXPOSURE_BRIGHT = 0.08
+
+
+def soft_exposure_gain(luminance: float, target: float = 0.18) -> float:
+    """The linear gain of :func:`soft_auto_exposure` for an image of mean luminance ``luminance``.
+
+    ``(target / luminance) ** w`` with ``w = 1`` at or below :data:`SOFT_EXPOSURE_DARK`,
+    ``w = 0`` at or above :data:`SOFT_EXPOSURE_BRIGHT` and ``w`` linear in
+    ``log(luminance)`` between; never below 1 (it never darkens). 1 for a black image.
+    """
+    if luminance <= 0 or luminance >= target:
+        return 1.0
+    lo, hi = np.log(SOFT_EXPOSURE_DARK), np.log(SOFT_EXPOSURE_BRIGHT)
+    weight = float(np.clip((hi - np.log(luminance)) / (hi - lo), 0.0, 1.0))
+    return float((target / luminance) ** weight)
+
+
+def soft_auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
+    """Global auto-exposure that leaves well-exposed images alone: like :func:`auto_exposure`
+    for dark images, fading to no gain for brighter ones (:func:`soft_exposure_gain`).
+
+    The warm start of the ``soft-exposure`` sampler start: a photo that needs no correction
+    starts from itself, not from a brightened copy.
+    """
+    linear = srgb_to_linear(image.astype(np.float64) / 255.0)
+    gain = soft_exposure_gain(float((linear @ LUMINANCE).mean()), target)
+    if gain == 1.0:
+        return np.asarray(image, dtype=np.uint8).copy()
+    return np.round(linear_to_srgb(linear * gain) * 255.0).astype(np.uint8)
+
+
 def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
     """Brighten (ev > 0) or darken (ev < 0) an ``H x W x 3`` uint8 image by ``ev`` stops.
 

@@ -25,7 +25,7 @@ from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError, ModelOutputError
-from gsad.images import adjust_exposure, as_array, auto_exposure, from_model, to_model
+from gsad.images import adjust_exposure, as_array, auto_exposure, from_model, soft_auto_exposure, to_model
 from gsad.network.unet import UNet
 from gsad.tiling import TiledDenoiser
 
@@ -90,12 +90,14 @@ def pad_symmetric(x: torch.Tensor, border: tuple[int, int, int, int]) -> torch.T
 
 def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:
     """The samplers' ``start`` for a trajectory start name: None for ``noise``; for ``exposure``
-    the global auto-exposure of each whole image in ``low`` (``N x 3 x H x W`` in [-1, 1]),
+    the global auto-exposure of each whole image in ``low`` (``soft-exposure``: the soft one,
+    :func:`~gsad.images.soft_auto_exposure`) (``N x 3 x H x W`` in [-1, 1]),
     reflect-padded to ``stride`` like the condition (computed before any tiling, so every tile
     starts from the same gain)."""
     if start == "noise":
         return None
-    exposed = torch.cat([to_model(auto_exposure(from_model(x))) for x in low])
+    expose = soft_auto_exposure if start == "soft-exposure" else auto_exposure
+    exposed = torch.cat([to_model(expose(from_model(x))) for x in low])
     return pad_to_multiple(exposed, stride)[0]
 
 

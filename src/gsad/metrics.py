@@ -10,6 +10,10 @@ All functions take ``H x W x 3`` uint8 RGB arrays (``out`` = the method's output
   to the reference's before scoring (the paper reports only this; we report both).
 * :class:`LPIPS`: AlexNet LPIPS (v0.1) on images scaled to [-1, 1], only where the weights
   already exist on this machine; nothing is ever downloaded.
+* :func:`detail_ratio`: fine-detail energy of ``out`` over ``gt`` (Laplacian variance of the
+  grey image): below 1 the output is smoother than the reference, above 1 it holds more
+  high frequencies (noise, invented grain); ~1 is the target.
+* :func:`mean_level`: mean grey level, for the brightness ratios of the do-no-harm check.
 """
 
 from __future__ import annotations
@@ -123,6 +127,42 @@ def gt_mean_adjust(out_u8: np.ndarray, gt_u8: np.ndarray) -> np.ndarray:
     scale = gray_mean(gt01) / mean_out  # float32, as in the reference
     adjusted = np.clip(out01 * np.float64(scale), 0.0, 1.0)
     return (adjusted * 255.0).astype(np.uint8)
+
+
+def gray(image: np.ndarray) -> np.ndarray:
+    """``H x W`` float64 grey levels (0-255) of an ``H x W x 3`` uint8 image (BT.601 weights)."""
+    return np.asarray(image, dtype=np.float64) @ np.asarray(GRAY_WEIGHTS, dtype=np.float64)
+
+
+def mean_level(image: np.ndarray) -> float:
+    """Mean grey level (0-255, :data:`GRAY_WEIGHTS`) of an ``H x W x 3`` uint8 image."""
+    a, _ = _check_pair(image, image)
+    return float(gray(a).mean())
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey image (0-255 levels), over the
+    pixels that have all four neighbours: the energy of fine detail and noise."""
+    a, _ = _check_pair(image, image)
+    if min(a.shape[:2]) < 3:
+        raise InputError(f"the Laplacian needs images of at least 3x3 pixels, got {a.shape[1]}x{a.shape[0]}")
+    g = gray(a)
+    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4.0 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def detail_ratio(out_u8: np.ndarray, gt_u8: np.ndarray) -> float:
+    """``laplacian_variance(out) / laplacian_variance(gt)``: 1 when the output holds as much
+    fine detail as the reference, < 1 smoothed ("painterly"), > 1 added grain or noise.
+
+    A flat reference gives 1.0 for a flat output and ``inf`` otherwise.
+    """
+    out, gt = _check_pair(out_u8, gt_u8)
+    reference = laplacian_variance(gt)
+    value = laplacian_variance(out)
+    if reference == 0.0:
+        return 1.0 if value == 0.0 else math.inf
+    return value / reference
 
 
 class _AlexNetLPIPS(nn.Module):

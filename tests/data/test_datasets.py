@@ -100,3 +100,41 @@ def test_synthetic_dataset_darkens_crops_deterministically(tmp_path):
     assert not torch.equal(ds[1]["low"], item["low"])
     with pytest.raises(DataError, match="no photos"):
         SyntheticDataset([])
+
+
+def test_window_side_is_log_uniform_between_crop_and_the_shorter_side():
+    from gsad.data.datasets import window_side
+
+    assert window_side((300, 400, 3), 32, 1.0, 0.0) == 32  # off
+    assert window_side((300, 400, 3), 32, 0.25, 0.999999) == 32  # scale 1: no resize
+    assert window_side((300, 400, 3), 32, 0.25, 0.0) == 128  # scale min_scale: a 4x window
+    assert window_side((300, 400, 3), 32, 0.01, 0.0) == 300  # never beyond the shorter side
+    assert window_side((300, 400, 3), 32, 0.25, 0.5) == 64  # geometric middle
+    with pytest.raises(ConfigError, match="min_scale"):
+        PairedDataset([], crop=8, min_scale=0.0)
+
+
+def test_multiscale_crops_see_detailed_and_global_views(tmp_path):
+    # A horizontal ramp: the slope inside a crop is the slope of the photo times the scale-down.
+    width = 256
+    ramp = np.repeat(np.linspace(0, 255, width)[None, :], 256, axis=0)
+    _save(tmp_path / "photos" / "ramp.png", np.stack([ramp] * 3, axis=2).astype(np.uint8))
+    ds = SyntheticDataset(tmp_path / "photos", crop=32, seed=0, repeat=64, min_scale=0.125, flip=False)
+    slopes = []
+    for i in range(len(ds)):
+        high = ds[i]["high"][0].numpy() * 255
+        assert ds[i]["high"].shape == (3, 32, 32)
+        slopes.append(float(np.median(np.diff(high[16, 4:-4]))))
+    step = 255 / (width - 1)
+    slopes = np.array(slopes) / step
+    assert slopes.min() == pytest.approx(1.0, abs=0.1)  # full-detail crops
+    assert slopes.max() > 5.0  # crops covering most of the photo (scale near 1/8)
+    assert slopes.max() < 8.5
+    # The same seed gives the same crops; min_scale 1 keeps the crop of the old datasets.
+    again = SyntheticDataset(tmp_path / "photos", crop=32, seed=0, repeat=64, min_scale=0.125, flip=False)
+    torch.testing.assert_close(again[5]["low"], ds[5]["low"])
+    plain = SyntheticDataset(tmp_path / "photos", crop=32, seed=0, repeat=64, flip=False)
+    rng = np.random.default_rng([0, 0, 7])
+    top, left = rng.random(), rng.random()
+    expected = ramp[int(top * 225) : int(top * 225) + 32, int(left * 225) : int(left * 225) + 32] / 255
+    np.testing.assert_allclose(plain[7]["high"][0].numpy(), np.round(expected * 255) / 255, atol=1e-6)

@@ -3,14 +3,22 @@ import pytest
 from PIL import Image
 
 from gsad.data.synthesize import (
+    BROAD_RANGES,
     DEFAULT_RANGES,
+    HOLDOUT_FAMILIES,
     HOLDOUT_RANGES,
+    RANGES,
+    TONE_CURVES,
     DegradationParams,
     DegradationRanges,
     apply_degradation,
     bundled_photos,
     degrade,
+    jpeg_roundtrip,
+    named_ranges,
+    sample_params,
     synthesize_folder,
+    tone_curve,
 )
 from gsad.errors import ConfigError, DataError, InputError
 from gsad.images import linear_to_srgb, read_image, srgb_to_linear
@@ -38,7 +46,9 @@ def test_degrade_is_darker_and_reports_params():
     low, params = degrade(img, np.random.default_rng(0))
     assert low.shape == img.shape and low.dtype == np.uint8
     assert low.mean() < 0.8 * img.mean()
-    assert set(params) == {"exposure", "full_well", "read_noise", "gains", "bits"}
+    assert {"exposure", "full_well", "read_noise", "gains", "bits"} <= set(params)
+    # The default preset leaves the later stages off.
+    assert params["tone_curve"] == "srgb" and params["jpeg_quality"] is None and params["noise_correlation"] == 0
     lo, hi = DEFAULT_RANGES.exposure
     assert lo <= params["exposure"] <= hi
     assert params["bits"] in DEFAULT_RANGES.bits and len(params["gains"]) == 3
@@ -180,3 +190,180 @@ def test_synthesize_from_bundled_photo_list(tmp_path):
     assert read_image(tmp_path / "out" / "low" / names[0]).mean() < read_image(photos[0]).mean()
     with pytest.raises(DataError, match="nope.png: no such photo file"):
         synthesize_folder([tmp_path / "nope.png"], tmp_path / "out2")
+
+
+# ----------------------------------------------------------------------------------------
+# the broad pipeline (issue 15) and the held-out families
+# ----------------------------------------------------------------------------------------
+
+
+def _textured(size: int = 64, seed: int = 0) -> np.ndarray:
+    """Mid-grey photo-like image: smooth gradients plus fine random texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([90 + 100 * xx, 90 + 100 * yy, 140 - 60 * xx], axis=2)
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+def _draws(ranges, count: int = 400):
+    rng = np.random.default_rng(5)
+    return [sample_params(rng, ranges) for _ in range(count)]
+
+
+def test_broad_draws_respect_every_range():
+    draws = _draws(BROAD_RANGES)
+    r = BROAD_RANGES
+    exposures = np.array([d.exposure for d in draws])
+    assert exposures.min() >= r.exposure[0] and exposures.max() <= r.exposure[1]
+    # Log-uniform over 0.005-1: both a dark end and near-normal inputs are drawn.
+    assert exposures.min() < 0.007 and (exposures > 0.5).mean() > 0.08
+    assert all(r.full_well[0] <= d.full_well <= r.full_well[1] for d in draws)
+    assert all(r.read_noise[0] <= d.read_noise <= r.read_noise[1] for d in draws)
+    assert all(r.color_cast[0] <= g <= r.color_cast[1] for d in draws for g in d.gains)
+    assert {d.tone_curve for d in draws} == set(TONE_CURVES)
+    assert all(r.gamma[0] <= d.gamma <= r.gamma[1] for d in draws if d.tone_curve == "gamma")
+    assert all(r.filmic[0] <= d.filmic <= r.filmic[1] for d in draws if d.tone_curve == "filmic")
+    assert all(r.noise_correlation[0] <= d.noise_correlation <= r.noise_correlation[1] for d in draws)
+    qualities = [d.jpeg_quality for d in draws if d.jpeg_quality is not None]
+    assert 0.4 < len(qualities) / len(draws) < 0.6 and min(qualities) >= 60 and max(qualities) <= 95
+    blurs = [d.blur_sigma for d in draws if d.blur_sigma > 0]
+    assert 0.2 < len(blurs) / len(draws) < 0.4 and r.blur_sigma[0] <= min(blurs) and max(blurs) <= r.blur_sigma[1]
+    scales = [d.downscale for d in draws if d.downscale > 1]
+    assert 0.2 < len(scales) / len(draws) < 0.4 and max(scales) <= r.downscale[1]
+
+
+def test_broad_degrade_shapes_dtype_and_determinism_per_seed():
+    img = _textured()
+    a, pa = degrade(img, np.random.default_rng(3), BROAD_RANGES)
+    b, pb = degrade(img, np.random.default_rng(3), BROAD_RANGES)
+    c, _ = degrade(img, np.random.default_rng(4), BROAD_RANGES)
+    assert a.shape == img.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b) and pa == pb
+    assert not np.array_equal(a, c)
+    assert {"tone_curve", "noise_correlation", "jpeg_quality", "blur_sigma", "downscale"} <= set(pa)
+
+
+def test_exposure_range_sets_the_brightness_range():
+    # Darkest and near-normal ends of the broad range, noise and cast off: mean levels follow k.
+    img = _textured()
+    levels = {}
+    for k in (0.005, 1.0):
+        params = DegradationParams(exposure=k, full_well=1e12, read_noise=0.0, gains=(1, 1, 1), bits=None)
+        levels[k] = apply_degradation(img, params, np.random.default_rng(0)).mean()
+    assert levels[0.005] < 0.1 * img.mean()
+    assert abs(levels[1.0] - img.mean()) < 1.0
+
+
+def test_shot_noise_variance_scales_with_signal_in_the_broad_regime():
+    # A small full well (300 e-, phone at high ISO): variance of the linear signal ~ s / W.
+    flat = np.full((128, 128, 3), 200, np.uint8)
+    lin = srgb_to_linear(np.array(200 / 255.0))
+    variances = []
+    for k in (0.05, 0.2):
+        params = DegradationParams(exposure=k, full_well=300.0, read_noise=0.0, gains=(1, 1, 1), bits=None,
+                                   tone_curve="gamma", gamma=1.0)  # gamma 1: the output is linear
+        low = apply_degradation(flat, params, np.random.default_rng(1)) / 255.0
+        variances.append(low.var())
+        np.testing.assert_allclose(low.var(), k * lin / 300.0, rtol=0.15)
+    assert 3.0 < variances[1] / variances[0] < 5.0  # 4x the signal, 4x the variance
+
+
+def test_correlated_noise_correlates_neighbours():
+    flat = np.full((96, 96, 3), 128, np.uint8)
+
+    def neighbour_correlation(rho: float) -> float:
+        params = DegradationParams(exposure=0.5, full_well=1e12, read_noise=0.01, gains=(1, 1, 1), bits=None,
+                                   tone_curve="gamma", gamma=1.0, noise_correlation=rho)
+        noise = apply_degradation(flat, params, np.random.default_rng(2)).astype(float)
+        noise -= noise.mean()
+        return float((noise[:, 1:] * noise[:, :-1]).mean() / noise.var())
+
+    assert abs(neighbour_correlation(0.0)) < 0.05
+    corr = neighbour_correlation(0.75)
+    assert corr > 0.3 and abs(corr - 2 * 0.75 / 3) < 0.08  # the box model's 2 rho / 3
+
+
+def _blockiness(image: np.ndarray) -> float:
+    """Mean jump across 8 x 8 block boundaries over the mean jump inside blocks (columns)."""
+    jumps = np.abs(np.diff(image.astype(float).mean(axis=2), axis=1)).mean(axis=0)
+    boundary = jumps[7::8]
+    inside = np.delete(jumps, np.arange(7, jumps.size, 8))
+    return float(boundary.mean() / inside.mean())
+
+
+def test_jpeg_stage_leaves_block_artefacts():
+    img = _textured(size=128)
+    base = dict(exposure=0.3, full_well=2000.0, read_noise=0.002, gains=(1, 1, 1), bits=None)
+    plain = apply_degradation(img, DegradationParams(**base), np.random.default_rng(0))
+    jpeg = apply_degradation(img, DegradationParams(**base, jpeg_quality=60), np.random.default_rng(0))
+    assert not np.array_equal(plain, jpeg)
+    assert _blockiness(plain) < 1.1 < _blockiness(jpeg)
+    np.testing.assert_array_equal(jpeg_roundtrip(plain, 60), jpeg)
+
+
+def test_tone_curves():
+    levels = np.linspace(0.0, 1.0, 11)
+    gamma = DegradationParams(1, 1, 0, (1, 1, 1), None, tone_curve="gamma", gamma=2.4)
+    np.testing.assert_allclose(tone_curve(levels, gamma), levels ** (1 / 2.4))
+    srgb = tone_curve(levels, DegradationParams(1, 1, 0, (1, 1, 1), None))
+    np.testing.assert_allclose(srgb, linear_to_srgb(levels))
+    filmic = tone_curve(levels, DegradationParams(1, 1, 0, (1, 1, 1), None, tone_curve="filmic", filmic=0.5))
+    # An S-curve around the sRGB curve: darker shadows, brighter highlights, same end points.
+    assert filmic[1] < srgb[1] and filmic[-2] > srgb[-2]
+    np.testing.assert_allclose(filmic[[0, -1]], [0.0, 1.0])
+
+
+def test_blur_and_resampling_remove_fine_detail():
+    img = _textured(size=96)
+    base = dict(exposure=1.0, full_well=1e12, read_noise=0.0, gains=(1, 1, 1), bits=None)
+
+    def detail(**extra) -> float:
+        out = apply_degradation(img, DegradationParams(**base, **extra), np.random.default_rng(0)).astype(float)
+        return float(np.var(out[:, 1:] - out[:, :-1]))
+
+    sharp = detail()
+    assert detail(blur_sigma=1.0) < 0.5 * sharp
+    assert detail(downscale=1.5) < 0.8 * sharp
+
+
+def test_old_presets_draw_nothing_for_the_new_stages():
+    for ranges in (DEFAULT_RANGES, HOLDOUT_RANGES):
+        a, b = np.random.default_rng(9), np.random.default_rng(9)
+        params = sample_params(a, ranges)
+        b.uniform(size=2), b.uniform(), b.uniform(size=3), b.integers(len(ranges.bits))
+        assert a.random() == b.random()  # the same number of draws as the original camera model
+        assert params.tone_curve == "srgb" and params.jpeg_quality is None and params.downscale == 1.0
+
+
+def test_named_presets_and_families_lie_outside_broad():
+    assert named_ranges("broad") is BROAD_RANGES and named_ranges("default") is DEFAULT_RANGES
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*broad"):
+        named_ranges("nope")
+    from gsad.cli import RANGE_NAMES
+
+    assert RANGE_NAMES == tuple(RANGES)
+    fam, broad = HOLDOUT_FAMILIES, BROAD_RANGES
+    assert len(fam) >= 4
+    dark = fam["dark-noisy"]
+    assert dark.exposure[1] <= broad.exposure[0]  # darker than any training draw
+    # ... with fewer electrons at mid-grey than the first model's held-out camera
+    def electrons(r):  # geometric-mean exposure x full well: electrons at white
+        return np.sqrt(np.prod(r.exposure) * np.prod(r.full_well))
+
+    assert electrons(dark) < 0.3 * electrons(HOLDOUT_RANGES)
+    assert fam["phone-jpeg"].jpeg_quality[1] <= broad.jpeg_quality[0] and fam["phone-jpeg"].jpeg_probability == 1
+    assert fam["phone-jpeg"].downscale[1] > broad.downscale[1]
+    cast = fam["color-cast"].color_cast
+    assert cast[0] < broad.color_cast[0] and cast[1] > broad.color_cast[1]
+    assert fam["near-normal"].exposure[0] >= 0.5
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("tone_curves", ("sepia",), "tone_curves"),
+    ("jpeg_probability", 1.5, "jpeg_probability"),
+    ("downscale", (0.5, 1.0), "downscale"),
+    ("noise_correlation", (0.0, 1.5), "noise_correlation"),
+])
+def test_new_ranges_are_validated(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        DegradationRanges(**{field: value})

@@ -131,6 +131,50 @@ def test_gsad_stage_from_stage1_run(stage1_run, pairs, tmp_path):
     assert float(rows[-1]["loss_structure"]) > 0
 
 
+def test_stage1_from_a_stage2_model_gets_a_fresh_uncertainty_head(stage1_run, pairs, tmp_path):
+    stage2 = train(TrainConfig(data=str(pairs), out=str(tmp_path / "g"), stage="gsad", init=str(stage1_run),
+                               **{**TINY, "max_steps": 1}))
+    model2, _, _ = load_checkpoint(stage2)
+    assert model2.uncertainty_head is None
+    from gsad.training.distributed import Context
+    from gsad.training.loop import Trainer
+
+    config = TrainConfig(data=str(pairs), out=str(tmp_path / "s1"), init=str(stage2), seed=3, **TINY)
+    trainer = Trainer(config, Context(), resume=False)
+    state = trainer.model.state_dict()
+    head = {k for k in state if k.startswith("uncertainty_head.")}
+    assert head and trainer.model.uncertainty_head is not None
+    for key, value in model2.state_dict().items():  # the U-Net is the stage-2 model's
+        assert torch.equal(state[key], value), key
+    # The head is freshly initialised from the seed: the same seed gives the same head.
+    again = Trainer(config, Context(), resume=False).model.state_dict()
+    assert all(torch.equal(state[k], again[k]) for k in head)
+    run = trainer.run()
+    model, _, meta = load_checkpoint(run)
+    assert model.uncertainty_head is not None and meta["gsad.stage"] == "uncertainty"
+
+
+def test_broad_synthetic_multiscale_run_resumes_with_bigger_crops(tmp_path):
+    photos = tmp_path / "photos"
+    _write_pairs(tmp_path / "p", count=2, size=(80, 96))
+    (tmp_path / "p" / "high").rename(photos)
+    config = TrainConfig(data=str(photos), synthetic=True, ranges="broad", min_scale=0.5, cache=True,
+                         out=str(tmp_path / "run"), **{**TINY, "max_steps": 1})
+    train(config)
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["ranges"] == "broad" and stored["min_scale"] == 0.5 and stored["cache"] is True
+    resumed = load_train_config(overrides={"out": str(tmp_path / "run"), "crop": 64, "max_steps": 2}, resume=True)
+    assert resumed.crop == 64 and resumed.ranges == "broad"
+    train(resumed, resume=True)
+    assert _state(tmp_path / "run")["step"] == 2
+    with pytest.raises(ConfigError, match="ranges would change"):
+        load_train_config(overrides={"out": str(tmp_path / "run"), "ranges": "default"}, resume=True)
+    with pytest.raises(ConfigError, match="unknown preset 'sepia'"):
+        TrainConfig(ranges="sepia")
+    with pytest.raises(ConfigError, match="min_scale"):
+        TrainConfig(min_scale=1.5)
+
+
 def test_synthetic_data(tmp_path):
     photos = tmp_path / "photos"
     _write_pairs(tmp_path / "p", count=2)

@@ -11,6 +11,14 @@ degradation of item ``index`` come from a NumPy generator seeded with
 any number of DataLoader workers. Call ``set_epoch(e)`` at the start of each epoch to get
 fresh crops; with the default epoch 0 every epoch repeats the same crops.
 
+Multi-scale crops (``min_scale`` < 1): before cropping, the image is (in effect)
+downscaled by a random factor ``z`` drawn log-uniformly from ``[max(min_scale, C / S), 1]``
+(``S`` the image's shorter side): a window of side ``round(C / z)`` is cut and resized to
+``C x C`` (Pillow, Lanczos, antialiased). So a large photo gives both full-detail crops
+(``z = 1``) and crops that hold most of the scene (global context) at a coarser scale.
+The scale is the item generator's fourth draw, after the crop position and the flip, so
+``min_scale = 1`` gives exactly the crops it gave before the option existed.
+
 Images smaller than the crop raise :class:`DataError` naming the file and both sizes
 (rather than being padded: a padded border is content that no real image has, and a
 dataset of the wrong resolution is better noticed than trained on). A low/high size
@@ -25,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from gsad.data.layouts import Pair
@@ -48,22 +57,32 @@ def _check_crop(crop: int | None) -> None:
         raise ConfigError(f"crop must be a positive integer or None, got {crop!r}")
 
 
-def _crop_box(shape: tuple[int, ...], crop: int | None, rng: np.random.Generator, path: Path) -> tuple[int, int]:
-    """Top-left corner of a random ``crop x crop`` window (two draws, always)."""
-    height, width = shape[:2]
-    top, left = rng.random(), rng.random()
-    if crop is None:
-        return 0, 0
-    if height < crop or width < crop:
-        raise DataError(f"{path}: image is {width}x{height}, smaller than the {crop}x{crop} crop")
-    return int(top * (height - crop + 1)), int(left * (width - crop + 1))
+def _check_scale(min_scale: float) -> None:
+    if not 0.0 < min_scale <= 1.0:
+        raise ConfigError(f"min_scale must lie in (0, 1], got {min_scale!r}")
+
+
+def window_side(shape: tuple[int, ...], crop: int, min_scale: float, u: float) -> int:
+    """Side of the window cut for a ``crop`` crop at the scale of uniform draw ``u`` in [0, 1):
+    ``round(crop / z)`` with ``z`` log-uniform in ``[max(min_scale, crop / shorter side), 1]``
+    (``crop`` itself when ``min_scale`` is 1), at most the shorter side."""
+    shorter = min(shape[:2])
+    lowest = max(min_scale, crop / shorter)
+    if lowest >= 1.0:
+        return crop
+    scale = float(np.exp(np.log(lowest) * (1.0 - u)))
+    return min(shorter, max(crop, round(crop / scale)))
 
 
 class _Base(Dataset):
-    def __init__(self, crop: int | None, flip: bool, seed: int, cache: bool, repeat: int) -> None:
+    def __init__(
+        self, crop: int | None, flip: bool, seed: int, cache: bool, repeat: int, min_scale: float = 1.0
+    ) -> None:
         _check_crop(crop)
+        _check_scale(min_scale)
         if repeat < 1:
             raise ConfigError(f"repeat must be at least 1, got {repeat}")
+        self.min_scale = float(min_scale)
         self.crop = crop
         self.flip = flip
         self.seed = int(seed)
@@ -84,16 +103,27 @@ class _Base(Dataset):
         return self._cache[path]
 
     def _window(self, image: np.ndarray, rng: np.random.Generator, path: Path) -> tuple[slice, slice, bool]:
-        top, left = _crop_box(image.shape, self.crop, rng, path)
+        """Rows, columns and flip of a random window (draws: top, left, flip, then the scale
+        when ``min_scale`` < 1)."""
+        height, width = image.shape[:2]
+        top, left = rng.random(), rng.random()
         flip = bool(rng.random() < 0.5) and self.flip
         if self.crop is None:
             return slice(None), slice(None), flip
-        return slice(top, top + self.crop), slice(left, left + self.crop), flip
+        if height < self.crop or width < self.crop:
+            raise DataError(f"{path}: image is {width}x{height}, smaller than the {self.crop}x{self.crop} crop")
+        side = self.crop
+        if self.min_scale < 1.0:
+            side = window_side(image.shape, self.crop, self.min_scale, float(rng.random()))
+        top, left = int(top * (height - side + 1)), int(left * (width - side + 1))
+        return slice(top, top + side), slice(left, left + side), flip
 
-    @staticmethod
-    def _cut(image: np.ndarray, window: tuple[slice, slice, bool]) -> np.ndarray:
+    def _cut(self, image: np.ndarray, window: tuple[slice, slice, bool]) -> np.ndarray:
+        """The window of ``image``, flipped, resized to the crop when it is larger."""
         rows, cols, flip = window
         out = image[rows, cols]
+        if self.crop is not None and out.shape[0] != self.crop:
+            out = np.array(Image.fromarray(np.ascontiguousarray(out)).resize((self.crop, self.crop), Image.LANCZOS))
         return out[:, ::-1] if flip else out
 
 
@@ -108,6 +138,8 @@ class PairedDataset(_Base):
         cache: keep decoded images in memory (per worker process).
         repeat: the dataset's length is ``repeat * len(pairs)``; item ``i`` is pair
             ``i % len(pairs)`` with its own crop.
+        min_scale: smallest random downscale of the multi-scale crops (module docstring);
+            1 turns them off.
     """
 
     def __init__(
@@ -118,8 +150,9 @@ class PairedDataset(_Base):
         seed: int = 0,
         cache: bool = False,
         repeat: int = 1,
+        min_scale: float = 1.0,
     ) -> None:
-        super().__init__(crop, flip, seed, cache, repeat)
+        super().__init__(crop, flip, seed, cache, repeat, min_scale)
         self.pairs = list(pairs)
         if not self.pairs:
             raise DataError("no image pairs to train on")
@@ -161,6 +194,9 @@ class SyntheticDataset(_Base):
         ranges: degradation parameter ranges.
         cache: keep decoded photos in memory (per worker process).
         repeat: the dataset's length is ``repeat * len(photos)`` (few photos, many crops).
+        min_scale: smallest random downscale of the multi-scale crops (module docstring);
+            1 turns them off. The photo is scaled before it is darkened, so the noise is
+            that of the camera at the crop's scale.
     """
 
     def __init__(
@@ -172,8 +208,9 @@ class SyntheticDataset(_Base):
         ranges: DegradationRanges = DEFAULT_RANGES,
         cache: bool = False,
         repeat: int = 1,
+        min_scale: float = 1.0,
     ) -> None:
-        super().__init__(crop, flip, seed, cache, repeat)
+        super().__init__(crop, flip, seed, cache, repeat, min_scale)
         if isinstance(photo_paths, (str, os.PathLike)):
             folder = Path(photo_paths)
             if not folder.is_dir():

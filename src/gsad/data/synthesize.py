@@ -4,28 +4,52 @@ For an 8-bit sRGB photo ``I`` the low-light image is made in the sensor's linear
 
 1. linearise with the exact sRGB EOTF: ``L = I/12.92`` for ``I <= 0.04045``, else
    ``((I + 0.055) / 1.055) ** 2.4`` (``I`` in [0, 1]);
-2. colour cast (white-balance error): ``L_c <- g_c * L_c`` with per-channel gains ``g``;
-3. exposure: ``s = k * L`` with exposure scale ``k`` (a short exposure or dim light);
-4. noise, Poisson-Gaussian in its Gaussian approximation: ``y = s + n`` with
+2. optional lens blur: a Gaussian of ``sigma_b`` pixels on ``L`` (optics blur before the
+   sensor adds noise);
+3. colour cast (white-balance error): ``L_c <- g_c * L_c`` with per-channel gains ``g``;
+4. exposure: ``s = k * L`` with exposure scale ``k`` (a short exposure or dim light);
+5. noise, Poisson-Gaussian in its Gaussian approximation: ``y = s + n`` with
    ``n ~ N(0, s / W + sigma_r^2)``; ``W`` is the full-well capacity in electrons at signal
    1.0 (lower ``W`` = higher ISO = more shot noise, since Poisson(s W) / W has variance
    s / W) and ``sigma_r`` the read noise (standard deviation, as a fraction of the white
-   level); then ``y`` is clipped to [0, 1] (black level and saturation);
-5. optional ADC quantisation of the linear signal to ``b`` bits:
+   level). Optionally a fraction ``rho`` of the noise variance is spatially correlated, as
+   after demosaicing (which interpolates each colour from its neighbours): the unit noise
+   is ``sqrt(1 - rho) z1 + sqrt(rho) B z2`` with ``z1, z2`` white and ``B`` the 3 x 3 box
+   sum scaled to unit variance, so horizontal neighbours correlate by ``2 rho / 3``. Then
+   ``y`` is clipped to [0, 1] (black level and saturation);
+6. optional ADC quantisation of the linear signal to ``b`` bits:
    ``y <- round(y (2^b - 1)) / (2^b - 1)`` (gives the banding of dark raw data);
-6. back to sRGB with the exact inverse EOTF and to 8 bits by rounding.
+7. tone curve to 8 bits (rounded): the exact sRGB inverse EOTF, a pure gamma
+   ``y ** (1 / gamma)``, or a filmic S-curve (the sRGB curve followed by
+   ``t <- (1 - a) t + a t^2 (3 - 2 t)``, which crushes the shadows and rolls off the
+   highlights by strength ``a``);
+8. optional down-and-up resampling by a factor ``d`` (bicubic; a phone's or an editor's
+   resize, which softens detail and correlates the noise further);
+9. optional JPEG compression at quality ``q`` (Pillow, 4:2:0 chroma subsampling).
 
-The parameters ``(k, W, sigma_r, g, b)`` are drawn per image from a
-:class:`DegradationRanges`: ``k`` and ``W`` log-uniformly, ``sigma_r`` and each ``g_c``
-uniformly, ``b`` uniformly among the listed choices. :data:`DEFAULT_RANGES` is used for
-training data; :data:`HOLDOUT_RANGES` is a different preset (darker, noisier, stronger
-casts) for held-out evaluation, so a model is not scored on the exact distribution it
-was trained on.
+The parameters are drawn per image from a :class:`DegradationRanges`: ``k`` and ``W``
+log-uniformly, ``sigma_r``, each ``g_c``, ``rho``, ``gamma``, ``a``, ``sigma_b`` and ``d``
+uniformly, ``b`` and the tone curve uniformly among the listed choices, ``q`` uniformly
+among the integers of its range; blur, resampling and JPEG each happen with their own
+probability. Named presets (:data:`RANGES`, the ``--ranges`` choices):
+
+- ``default`` (:data:`DEFAULT_RANGES`): the first default model's training camera: dark
+  (exposure 0.01-0.2), moderate noise, mild casts, sRGB curve, no correlation, blur,
+  resampling or JPEG (steps 2, 8, 9 off and step 5 white);
+- ``holdout`` (:data:`HOLDOUT_RANGES`): a different camera for that model's held-out test;
+- ``broad`` (:data:`BROAD_RANGES`): the broad pipeline of the second default model, meant
+  to cover real cameras; see its comment for each range and why;
+- held-out families (:data:`HOLDOUT_FAMILIES`), each outside ``broad`` in a different
+  direction, for testing models trained on ``broad``.
+
+The stages that a preset turns off draw no random numbers, so ``default`` and ``holdout``
+give exactly the bytes they gave before the other stages existed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -33,6 +57,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
 from tqdm import tqdm
 
 from gsad.errors import ConfigError, DataError, InputError
@@ -56,6 +82,10 @@ _SKIMAGE_PHOTOS = (
 _SHOW = 5
 
 
+#: Tone curves of step 7 (module docstring).
+TONE_CURVES = ("srgb", "gamma", "filmic")
+
+
 @dataclass(frozen=True)
 class DegradationRanges:
     """Ranges the camera-model parameters are drawn from, one draw per image.
@@ -71,6 +101,17 @@ class DegradationRanges:
             channel); ``(1.0, 1.0)`` turns the cast off.
         bits: ADC bit depths to choose from (uniformly); an empty tuple turns linear
             quantisation off (the output is still 8-bit sRGB).
+        tone_curves: tone curves to choose from (uniformly): ``srgb``, ``gamma``, ``filmic``.
+        gamma: ``(lo, hi)`` of the exponent of the ``gamma`` curve (uniform).
+        filmic: ``(lo, hi)`` of the S-curve strength ``a`` of the ``filmic`` curve (uniform).
+        noise_correlation: ``(lo, hi)`` of ``rho``, the spatially correlated fraction of the
+            noise variance (uniform); ``(0, 0)`` gives white noise.
+        blur_probability, blur_sigma: chance of the lens blur and ``(lo, hi)`` of its
+            ``sigma_b`` in pixels (uniform).
+        downscale_probability, downscale: chance of the down-and-up resampling and
+            ``(lo, hi)`` of its factor ``d`` (uniform, >= 1).
+        jpeg_probability, jpeg_quality: chance of JPEG compression and ``(lo, hi)`` of its
+            quality (an integer, uniform, both ends included).
     """
 
     exposure: tuple[float, float] = (0.01, 0.2)
@@ -78,9 +119,20 @@ class DegradationRanges:
     read_noise: tuple[float, float] = (0.0002, 0.003)
     color_cast: tuple[float, float] = (0.9, 1.1)
     bits: tuple[int, ...] = (10, 12, 14)
+    tone_curves: tuple[str, ...] = ("srgb",)
+    gamma: tuple[float, float] = (2.2, 2.2)
+    filmic: tuple[float, float] = (0.5, 0.5)
+    noise_correlation: tuple[float, float] = (0.0, 0.0)
+    blur_probability: float = 0.0
+    blur_sigma: tuple[float, float] = (0.5, 0.5)
+    downscale_probability: float = 0.0
+    downscale: tuple[float, float] = (1.0, 1.0)
+    jpeg_probability: float = 0.0
+    jpeg_quality: tuple[int, int] = (90, 90)
 
     def __post_init__(self) -> None:
-        for field in ("exposure", "full_well", "read_noise", "color_cast"):
+        for field in ("exposure", "full_well", "read_noise", "color_cast", "gamma", "filmic", "noise_correlation",
+                      "blur_sigma", "downscale", "jpeg_quality"):
             lo, hi = getattr(self, field)
             if not (0 <= lo <= hi):
                 raise ConfigError(f"DegradationRanges.{field}: need 0 <= lo <= hi, got ({lo}, {hi})")
@@ -88,6 +140,18 @@ class DegradationRanges:
             raise ConfigError("DegradationRanges: exposure and full_well must be positive")
         if any(not (1 <= b <= 16) for b in self.bits):
             raise ConfigError(f"DegradationRanges.bits: each must be in 1..16, got {self.bits}")
+        if not self.tone_curves or any(c not in TONE_CURVES for c in self.tone_curves):
+            raise ConfigError(
+                f"DegradationRanges.tone_curves: need some of {', '.join(TONE_CURVES)}, got {self.tone_curves}"
+            )
+        if self.gamma[0] <= 0 or self.noise_correlation[1] > 1 or self.filmic[1] > 1:
+            raise ConfigError("DegradationRanges: need gamma > 0, noise_correlation and filmic within [0, 1]")
+        if self.downscale[0] < 1 or not (1 <= self.jpeg_quality[0] and self.jpeg_quality[1] <= 100):
+            raise ConfigError("DegradationRanges: need downscale >= 1 and jpeg_quality within 1..100")
+        for field in ("blur_probability", "downscale_probability", "jpeg_probability"):
+            value = getattr(self, field)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"DegradationRanges.{field}: need a probability in [0, 1], got {value}")
 
 
 #: Training preset: dark (the bundled photos, mean level about 65 of 255, come out with
@@ -107,19 +171,116 @@ HOLDOUT_RANGES = DegradationRanges(
     bits=(12,),
 )
 
+#: The broad training pipeline of the second default model: real cameras, not one camera.
+#: Each range and why:
+#:
+#: - exposure 0.005-1.0 (log-uniform): from about 8 stops under (mean level about 3 of 255
+#:   on typical photos) to a normal exposure, so that about a quarter of the inputs
+#:   (k > 0.3) need little or no correction and the model learns to leave them alone;
+#: - full well 300-30000 e- (log-uniform): a phone sensor at high ISO (a few hundred
+#:   electrons at white) to a large sensor at base ISO;
+#: - read noise 0.0002-0.004 of white (uniform): about 1-5 e- on those sensors;
+#: - colour cast 0.8-1.25 per channel: white-balance errors of tungsten, sodium or LED
+#:   light that a camera did not fully correct;
+#: - ADC 10, 12 or 14 bits (as before);
+#: - tone curve sRGB, gamma 1.8-2.6 or a filmic S-curve of strength 0.2-0.6: cameras and
+#:   phones do not all encode with the sRGB curve, and their S-curves crush the shadows;
+#: - noise correlation 0-0.8: demosaicing and in-camera noise reduction leave blotchy,
+#:   not white, noise (neighbour correlation up to about 0.53);
+#: - lens blur (30 %, sigma 0.3-1.0 px) and down-and-up resampling (30 %, factor 1-1.5):
+#:   soft optics and resized images; the target stays the sharp photo, so the model
+#:   learns to keep (restore) fine detail instead of painting over it;
+#: - JPEG (50 %, quality 60-95): most photos that users have are JPEGs, and their 8 x 8
+#:   block artefacts in the shadows are amplified by any brightening.
+BROAD_RANGES = DegradationRanges(
+    exposure=(0.005, 1.0),
+    full_well=(300.0, 30000.0),
+    read_noise=(0.0002, 0.004),
+    color_cast=(0.8, 1.25),
+    bits=(10, 12, 14),
+    tone_curves=TONE_CURVES,
+    gamma=(1.8, 2.6),
+    filmic=(0.2, 0.6),
+    noise_correlation=(0.0, 0.8),
+    blur_probability=0.3,
+    blur_sigma=(0.3, 1.0),
+    downscale_probability=0.3,
+    downscale=(1.0, 1.5),
+    jpeg_probability=0.5,
+    jpeg_quality=(60, 95),
+)
+
+#: Held-out degradation families for models trained on :data:`BROAD_RANGES`, each outside
+#: it in a different direction (applied to held-out photos only):
+#:
+#: - ``dark-noisy``: darker than any training draw (exposure 0.003-0.005, about 8 stops
+#:   under) and so much noisier: about 2-7 electrons at mid-grey (full well 3000-8000 e-),
+#:   with 1-5 e- of read noise (0.0003-0.0006), a quarter of the electrons of the first
+#:   model's ``holdout`` camera. (Smaller wells at these exposures leave under one electron
+#:   per pixel: no signal for any method to recover.);
+#: - ``phone-jpeg``: a phone's pipeline: small sensor (full well 300-1000 e-), strongly
+#:   correlated noise (0.8-1.0), filmic curve, always resampled (1.5-2.0) and JPEG-compressed
+#:   harder (quality 40-60) than in training;
+#: - ``color-cast``: channel gains 0.55-1.7 (training: 0.8-1.25), moderate darkness;
+#: - ``near-normal``: exposure 0.5-1.0 with a good sensor: inputs that need little change.
+HOLDOUT_FAMILIES: dict[str, DegradationRanges] = {
+    "dark-noisy": DegradationRanges(
+        exposure=(0.003, 0.005), full_well=(3000.0, 8000.0), read_noise=(0.0003, 0.0006), color_cast=(0.9, 1.1),
+        bits=(12,),
+    ),
+    "phone-jpeg": DegradationRanges(
+        exposure=(0.01, 0.1), full_well=(300.0, 1000.0), read_noise=(0.001, 0.003), color_cast=(0.9, 1.1),
+        bits=(10,), tone_curves=("filmic",), filmic=(0.4, 0.6), noise_correlation=(0.8, 1.0),
+        downscale_probability=1.0, downscale=(1.5, 2.0), jpeg_probability=1.0, jpeg_quality=(40, 60),
+    ),
+    "color-cast": DegradationRanges(
+        exposure=(0.01, 0.1), full_well=(1000.0, 10000.0), read_noise=(0.0005, 0.002), color_cast=(0.55, 1.7),
+        bits=(12,),
+    ),
+    "near-normal": DegradationRanges(
+        exposure=(0.5, 1.0), full_well=(5000.0, 30000.0), read_noise=(0.0002, 0.001), color_cast=(0.95, 1.05),
+        bits=(12,), jpeg_probability=1.0, jpeg_quality=(85, 95),
+    ),
+}
+
+#: Presets by name (the ``--ranges`` choices of ``gsad synthesize`` and ``gsad train``).
+RANGES: dict[str, DegradationRanges] = {
+    "default": DEFAULT_RANGES,
+    "holdout": HOLDOUT_RANGES,
+    "broad": BROAD_RANGES,
+    **HOLDOUT_FAMILIES,
+}
+
+
+def named_ranges(name: str) -> DegradationRanges:
+    """The preset ``name`` of :data:`RANGES` (ConfigError listing the names otherwise)."""
+    if name not in RANGES:
+        raise ConfigError(f"ranges: unknown preset {name!r} (choose from {', '.join(RANGES)})")
+    return RANGES[name]
+
 
 @dataclass(frozen=True)
 class DegradationParams:
-    """One draw of the camera-model parameters (see the module docstring for symbols)."""
+    """One draw of the camera-model parameters (see the module docstring for symbols).
+
+    The defaults of the later fields turn their stages off (sRGB curve, white noise, no
+    blur, resampling or JPEG)."""
 
     exposure: float
     full_well: float
     read_noise: float
     gains: tuple[float, float, float]
     bits: int | None
+    tone_curve: str = "srgb"
+    gamma: float = 2.2
+    filmic: float = 0.0
+    noise_correlation: float = 0.0
+    blur_sigma: float = 0.0
+    downscale: float = 1.0
+    jpeg_quality: int | None = None
 
     def as_dict(self) -> dict:
-        """Plain dict (JSON-ready): exposure, full_well, read_noise, gains (list), bits."""
+        """Plain dict (JSON-ready) of all fields, ``gains`` as a list."""
         d = asdict(self)
         d["gains"] = list(self.gains)
         return d
@@ -129,29 +290,101 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
 
 
+def _maybe(rng: np.random.Generator, probability: float) -> bool:
+    """One draw unless the probability is 0 or 1 (so turned-off stages draw nothing)."""
+    if probability <= 0.0:
+        return False
+    return probability >= 1.0 or bool(rng.random() < probability)
+
+
 def sample_params(rng: np.random.Generator, ranges: DegradationRanges = DEFAULT_RANGES) -> DegradationParams:
-    """Draw one :class:`DegradationParams` from ``ranges`` (a fixed number of draws)."""
+    """Draw one :class:`DegradationParams` from ``ranges``.
+
+    The first draws (exposure, full well, read noise, gains, bits) are those of the
+    original camera model; each later stage draws only when ``ranges`` can turn it on.
+    """
     exposure = _log_uniform(rng, *ranges.exposure)
     full_well = _log_uniform(rng, *ranges.full_well)
     read_noise = float(rng.uniform(*ranges.read_noise))
     gains = tuple(float(g) for g in rng.uniform(*ranges.color_cast, size=3))
     bits = int(ranges.bits[rng.integers(len(ranges.bits))]) if ranges.bits else None
-    return DegradationParams(exposure, full_well, read_noise, gains, bits)
+    extra: dict = {}
+    curves = ranges.tone_curves
+    if curves != ("srgb",):
+        extra["tone_curve"] = curve = curves[int(rng.integers(len(curves)))] if len(curves) > 1 else curves[0]
+        if curve == "gamma":
+            extra["gamma"] = float(rng.uniform(*ranges.gamma))
+        elif curve == "filmic":
+            extra["filmic"] = float(rng.uniform(*ranges.filmic))
+    if ranges.noise_correlation[1] > 0:
+        extra["noise_correlation"] = float(rng.uniform(*ranges.noise_correlation))
+    if _maybe(rng, ranges.blur_probability):
+        extra["blur_sigma"] = float(rng.uniform(*ranges.blur_sigma))
+    if _maybe(rng, ranges.downscale_probability):
+        extra["downscale"] = float(rng.uniform(*ranges.downscale))
+    if _maybe(rng, ranges.jpeg_probability):
+        lo, hi = ranges.jpeg_quality
+        extra["jpeg_quality"] = int(rng.integers(lo, hi + 1))
+    return DegradationParams(exposure, full_well, read_noise, gains, bits, **extra)
+
+
+def _box3(noise: np.ndarray) -> np.ndarray:
+    """3 x 3 box sum of ``H x W x C`` unit white noise per channel, scaled to unit variance."""
+    return ndimage.uniform_filter(noise, size=(3, 3, 1), mode="reflect") * 3.0
+
+
+def tone_curve(linear: np.ndarray, params: DegradationParams) -> np.ndarray:
+    """Step 7: linear [0, 1] values to display values in [0, 1] by ``params``' tone curve."""
+    linear = np.clip(linear, 0.0, 1.0)
+    if params.tone_curve == "gamma":
+        return linear ** (1.0 / params.gamma)
+    encoded = linear_to_srgb(linear)
+    if params.tone_curve == "filmic":
+        a = params.filmic
+        encoded = (1.0 - a) * encoded + a * encoded**2 * (3.0 - 2.0 * encoded)
+    return encoded
+
+
+def _resample(image: np.ndarray, factor: float) -> np.ndarray:
+    """Step 8: bicubic down by ``factor``, then back up to the original size (uint8)."""
+    height, width = image.shape[:2]
+    small = (max(1, round(width / factor)), max(1, round(height / factor)))
+    picture = Image.fromarray(image).resize(small, Image.BICUBIC).resize((width, height), Image.BICUBIC)
+    return np.array(picture, dtype=np.uint8)
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Step 9: encode an ``H x W x 3`` uint8 image as JPEG at ``quality`` and decode it."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    return np.array(Image.open(buffer).convert("RGB"), dtype=np.uint8)
 
 
 def apply_degradation(image: np.ndarray, params: DegradationParams, rng: np.random.Generator) -> np.ndarray:
     """Darken an ``H x W x 3`` uint8 sRGB image with fixed ``params``; noise from ``rng``.
 
-    Returns an ``H x W x 3`` uint8 sRGB image (steps 1-6 of the module docstring).
+    Returns an ``H x W x 3`` uint8 image (steps 1-9 of the module docstring).
     """
     linear = srgb_to_linear(image.astype(np.float64) / 255.0)
+    if params.blur_sigma > 0:
+        linear = ndimage.gaussian_filter(linear, sigma=(params.blur_sigma, params.blur_sigma, 0), mode="reflect")
     signal = linear * np.asarray(params.gains, dtype=np.float64) * params.exposure
     variance = signal / params.full_well + params.read_noise**2
-    noisy = np.clip(signal + np.sqrt(variance) * rng.standard_normal(signal.shape), 0.0, 1.0)
+    unit = rng.standard_normal(signal.shape)
+    if params.noise_correlation > 0:
+        rho = params.noise_correlation
+        unit = np.sqrt(1.0 - rho) * unit + np.sqrt(rho) * _box3(rng.standard_normal(signal.shape))
+    noisy = np.clip(signal + np.sqrt(variance) * unit, 0.0, 1.0)
     if params.bits is not None:
         levels = 2**params.bits - 1
         noisy = np.round(noisy * levels) / levels
-    return np.round(linear_to_srgb(noisy) * 255.0).astype(np.uint8)
+    low = np.round(tone_curve(noisy, params) * 255.0).astype(np.uint8)
+    if params.downscale > 1:
+        low = _resample(low, params.downscale)
+    if params.jpeg_quality is not None:
+        low = jpeg_roundtrip(low, params.jpeg_quality)
+    return low
 
 
 def degrade(

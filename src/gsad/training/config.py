@@ -35,9 +35,11 @@ STAGES = ("uncertainty", "gsad")
 #: Mixed-precision modes (autocast dtype of the network's forward pass).
 AMP_MODES = ("off", "bf16", "fp16")
 #: Keys that ``--resume`` may change; any other difference from the run's config is refused
-#: because it would change the model, the data order or the optimisation.
+#: because it would change the model, the data order or the optimisation. ``crop`` may change
+#: to train a later phase on bigger crops (global context): the items and the order stay the
+#: same, each item is cut at the new size.
 RESUMABLE_KEYS = frozenset(
-    {"max_steps", "checkpoint_every", "log_every", "val_data", "val_every", "val_count", "num_workers",
+    {"max_steps", "checkpoint_every", "log_every", "val_data", "val_every", "val_count", "num_workers", "cache", "crop",
      "device", "keep_states", "out"}
 )
 
@@ -51,12 +53,18 @@ class TrainConfig:
       ``synthetic`` a folder of normal photos darkened on the fly; ``layout``: ``auto``,
       ``lol-v1``, ``lol-v2-real``, ``lol-v2-synthetic`` or ``pairs``; ``crop``: side of
       the random square crops; ``flip``: random horizontal flips; ``num_workers``:
-      DataLoader worker processes.
+      DataLoader worker processes; ``ranges``: the degradation preset of ``synthetic``
+      training (a name of :data:`gsad.data.synthesize.RANGES`: ``default``, ``broad``, ...);
+      ``min_scale``: smallest random downscale of multi-scale crops (1: off; see
+      :mod:`gsad.data.datasets`); ``cache``: keep decoded images in memory (same data,
+      faster for a few large photos).
     Model
       ``stage``: ``uncertainty`` (stage 1: U-Net with the uncertainty head) or ``gsad``
       (stage 2, starting from the stage-1 model ``init``: a run directory or checkpoint
-      file); ``preset``: network preset of a stage-1 model, with optional ``network``
-      field overrides (stage 2 takes the architecture of ``init``).
+      file; stage 1 may also start from ``init``, and from a stage-2 model, which has no
+      uncertainty head, takes its U-Net and a freshly initialised head); ``preset``:
+      network preset of a stage-1 model, with optional ``network`` field overrides
+      (stage 2 takes the architecture of ``init``).
     Optimisation
       ``max_steps``, ``batch_size`` (global, split over processes), ``lr`` (Adam, no
       decay), ``ema_decay`` / ``ema_start`` (EMA of the weights, see the loop),
@@ -87,6 +95,9 @@ class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 8
     crop: int = 96
+    ranges: str = "default"
+    min_scale: float = 1.0
+    cache: bool = False
     lr: float = 1e-4
     flip: bool = True
     ema_decay: float = 0.9999
@@ -141,6 +152,11 @@ class TrainConfig:
             raise ConfigError(f"structure_weight: must not be negative, got {self.structure_weight}")
         if self.crop % self.patch_size:
             raise ConfigError(f"crop: {self.crop} is not a multiple of patch_size {self.patch_size}")
+        if not 0.0 < self.min_scale <= 1.0:
+            raise ConfigError(f"min_scale: must lie in (0, 1], got {self.min_scale}")
+        from gsad.data.synthesize import named_ranges
+
+        named_ranges(self.ranges)
 
     def network_config(self) -> NetworkConfig:
         """The stage-1 architecture: the preset with the ``network`` overrides applied."""

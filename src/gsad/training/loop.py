@@ -65,6 +65,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from gsad.config import from_dict, load_yaml
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
+from gsad.data.synthesize import named_ranges
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
 from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
@@ -367,10 +368,11 @@ class Trainer:
         root = Path(c.data)
         if not root.is_dir():
             raise DataError(f"{root}: no such data folder")
+        common = {"crop": c.crop, "flip": c.flip, "seed": c.seed, "cache": c.cache, "min_scale": c.min_scale}
         if c.synthetic:
-            dataset: PairedDataset | SyntheticDataset = SyntheticDataset(root, crop=c.crop, flip=c.flip, seed=c.seed)
+            dataset: PairedDataset | SyntheticDataset = SyntheticDataset(root, ranges=named_ranges(c.ranges), **common)
         else:
-            dataset = PairedDataset(find_pairs(root, c.layout, "train"), crop=c.crop, flip=c.flip, seed=c.seed)
+            dataset = PairedDataset(find_pairs(root, c.layout, "train"), **common)
         dataset[0]  # fail early (one line) on unreadable or too small images, not in a worker
         return dataset
 
@@ -415,7 +417,14 @@ class Trainer:
             source = resolve_checkpoint(c.init)
             model, _, _ = load_checkpoint(source)
             if model.uncertainty_head is None:
-                raise CheckpointError(f"{source}: has no uncertainty head; stage uncertainty needs one")
+                # A stage-2 model: its U-Net, with a fresh (seeded) uncertainty head.
+                torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
+                headed = UNet(dataclasses.replace(model.config, uncertainty_head=True))
+                missing, unexpected = headed.load_state_dict(model.state_dict(), strict=False)
+                if unexpected or any(not k.startswith("uncertainty_head.") for k in missing):
+                    raise CheckpointError(f"{source}: its weights do not fit a U-Net with an uncertainty head")
+                log.info("%s has no uncertainty head: starting stage 1 from its U-Net with a new head", source)
+                return headed.train()
             return model.train()
         # Seed the initial weights (inside train()'s forked RNG scope, so the caller's RNG is untouched).
         torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
@@ -520,8 +529,10 @@ class Trainer:
 
     def _objective(self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator):
         c = self.config
-        # Warm-start training noises some samples from the auto-exposed input (of each crop).
-        start = start_estimate(low, "exposure", 1).to(low.device) if c.warm_start > 0 else None
+        # Warm-start training noises some samples from the start estimate of each crop: the
+        # validation sampler's warm start (exposure or soft-exposure), exposure when it is noise.
+        kind = c.sampler.start if c.sampler.start != "noise" else "exposure"
+        start = start_estimate(low, kind, 1).to(low.device) if c.warm_start > 0 else None
         options = {"weighting": c.loss_weighting, "start": start, "warm_start": c.warm_start}
         if self.stage == "uncertainty":
             return stage1_objective(self.net, low, high, self.schedule, generator, **options)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The second default model (issue 15): the two GSAD stages on the broad degradation pipeline
+# (--ranges broad), full-resolution photos with multi-scale crops, the soft-exposure start.
+# Usage: bash benchmarks/default_model/train_v2.sh WORK_DIR
+#
+# Safe to run again: every run that already exists is continued with --resume (the same data
+# order, optimizer and EMA), one that is complete is left alone. One CPU thread by default.
+# Starts from the first default model (src/gsad/resources/default.safetensors as of commit
+# 4ad908d, copied to WORK_DIR/v1_default.safetensors): a stage-2 model has no uncertainty
+# head, so stage 1 takes its U-Net and a fresh head.
+set -euo pipefail
+work=${1:?usage: train_v2.sh WORK_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+[ -d "$work/photos/train_full" ] || bash "$here/prepare_photos.sh" "$work"
+cd "$work"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+[ -f v1_default.safetensors ] || cp "$here/../../src/gsad/resources/default.safetensors" v1_default.safetensors
+
+# gsad train, continuing RUN_DIR (the last argument pair is --out RUN_DIR) when it exists.
+run() {
+    local out=${*: -1}
+    if compgen -G "$out/checkpoints/step_*.state.pt" > /dev/null; then
+        gsad train --resume "$@"
+    else
+        gsad train "$@"
+    fi
+}
+
+data=(--data photos/train_full --synthetic --ranges broad --min-scale 0.1 --cache --batch-size 8
+      --loss-weighting truncated-snr --ema-decay 0.999 --checkpoint-every 250 --log-every 50
+      --val-data valbroad --val-every 500 --val-count 6
+      --sampler reference --sampler-steps 3 --beta-start 2e-3 --beta-end 0.7 --sampler-seed 0
+      --sampler-start soft-exposure)
+
+# Stage 1 (uncertainty head; the U-Net adapts to the broad pipeline): 1500 steps, 64 px crops.
+run --stage uncertainty --init v1_default.safetensors "${data[@]}" \
+    --crop 64 --lr 2e-4 --seed 21 --max-steps 1500 --out runs/v2-s1
+
+# Stage 2 (GSAD losses, warm start from the soft auto-exposure): 8000 steps on 64 px crops,
+# then the same run continued to 10000 steps on 128 px crops (global context).
+run --stage gsad --init runs/v2-s1 "${data[@]}" --warm-start 0.5 \
+    --crop 64 --lr 1e-4 --seed 22 --max-steps 8000 --out runs/v2-s2
+gsad train --resume --crop 128 --max-steps 10000 --out runs/v2-s2
