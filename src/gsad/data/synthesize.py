@@ -58,7 +58,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 from tqdm import tqdm
 
 from gsad.errors import ConfigError, DataError, InputError
@@ -330,6 +329,8 @@ def sample_params(rng: np.random.Generator, ranges: DegradationRanges = DEFAULT_
 
 def _box3(noise: np.ndarray) -> np.ndarray:
     """3 x 3 box sum of ``H x W x C`` unit white noise per channel, scaled to unit variance."""
+    from scipy import ndimage  # imported when used: the CLI's start-up and --help stay light
+
     return ndimage.uniform_filter(noise, size=(3, 3, 1), mode="reflect") * 3.0
 
 
@@ -368,6 +369,8 @@ def apply_degradation(image: np.ndarray, params: DegradationParams, rng: np.rand
     """
     linear = srgb_to_linear(image.astype(np.float64) / 255.0)
     if params.blur_sigma > 0:
+        from scipy import ndimage
+
         linear = ndimage.gaussian_filter(linear, sigma=(params.blur_sigma, params.blur_sigma, 0), mode="reflect")
     signal = linear * np.asarray(params.gains, dtype=np.float64) * params.exposure
     variance = signal / params.full_well + params.read_noise**2
