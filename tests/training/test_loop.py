@@ -281,6 +281,14 @@ def test_config_precedence(tmp_path):
     assert config.network_config().dropout == 0.1 and config.network_config().base_channels == 16
 
 
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999999"])
+def test_training_seed_in_yaml_is_range_checked(tmp_path, seed):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"seed: {seed}\n")
+    with pytest.raises(ConfigError, match=r"seed: .*0 to 4294967295"):
+        load_train_config(path)
+
+
 def test_shipped_configs_load_with_paper_settings():
     config = load_train_config("lolv1_gsad")
     assert (config.stage, config.preset, config.batch_size, config.crop, config.lr) == ("gsad", "paper", 8, 96, 1e-4)

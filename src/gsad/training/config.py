@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, check_seed, SamplerConfig, from_dict, load_yaml, preset, to_dict
 from gsad.errors import ConfigError
 
 __all__ = [
@@ -139,7 +139,8 @@ class TrainConfig:
                      "num_clusters", "patch_size", "keep_states"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("ema_start", "num_workers", "seed"):
+        check_seed(self.seed)  # each rank draws from seed + rank: the torch seed range, as for sampling
+        for name in ("ema_start", "num_workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
         if self.val_count is not None and self.val_count < 1:
