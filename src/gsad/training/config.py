@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, check_seed, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, SamplerConfig, check_seed, from_dict, load_yaml, preset, to_dict
 from gsad.errors import ConfigError
 
 __all__ = [
