@@ -39,3 +39,9 @@ def dark_image() -> np.ndarray:
     base = (x * 2 + y).astype(np.float64)
     img = np.stack([base, base * 0.8, base * 0.5], axis=2) + rng.normal(0, 2, (20, 28, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _private_fastpath_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty fast-path cache (never the user's ~/.cache/gsad)."""
+    monkeypatch.setenv("GSAD_CACHE_DIR", str(tmp_path_factory.mktemp("gsad-cache")))

@@ -73,6 +73,27 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
                         "less residual noise, N times the time")
 
 
+def add_speed_options(parser: argparse.ArgumentParser, evaluate: bool = False) -> None:
+    """--precision and --verbose, shared by enhance and evaluate (see gsad.fastpath)."""
+    from gsad.fastpath import PRECISION_CHOICES, TOLERANCE_LEVELS
+
+    exact = (" (auto means fp32 for a reference .pth checkpoint; give fp32 to score any model exactly as "
+             "fp32 computes it)") if evaluate else ""
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help=f"network precision: auto (default): the fastest of fp32/bf16/fp16 on this device "
+                             f"whose output stays within {TOLERANCE_LEVELS:g} level of 255 (mean) of fp32, from the "
+                             f"hardware and a short probe cached per machine{exact}; fp32 (exact, reproduces the "
+                             "reference code), bf16 (CPUs with avx512_bf16/amx_bf16, GPUs), fp16 (GPUs)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say which network path (precision, Winograd, layout) was taken and why")
+
+
+def report_path(enhancer: object, args: argparse.Namespace) -> None:
+    """With --verbose, one stderr line naming the enhancer's network path."""
+    if args.verbose:
+        print(f"{PROG}: network: {enhancer.fast_path.describe()}", file=sys.stderr)
+
+
 _SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start", "ensemble")
 
 
@@ -100,8 +121,7 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
                    help="make the result brighter (+EV) or darker (-EV) than the model's choice, in stops")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="network precision: fp32 (default, exact), bf16 (CPUs with avx512_bf16, GPUs), fp16 (GPUs)")
+    add_speed_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
 
 
@@ -165,6 +185,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if not plan:
         return 1
     enhancer = Enhancer(args.checkpoint, device=args.device, precision=args.precision)
+    report_path(enhancer, args)
     settings = enhancer.settings(**sampler_overrides(args))
     if len(plan) > 1 or any(Path(p).is_dir() for p in args.inputs):
         Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -214,7 +235,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     if target.exists() and target.resolve() == Path(args.source).resolve():
         raise InputError(f"{target}: output would replace the input")
     model, sampler, _ = load_checkpoint(args.source)
-    settings = Enhancer.from_model(model, sampler, device="cpu").settings(**sampler_overrides(args))
+    settings = Enhancer.from_model(model, sampler, device="cpu", precision="fp32").settings(**sampler_overrides(args))
     save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name})
     print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
@@ -271,6 +292,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                      help="score another method's outputs in DIR, matched to the pairs by file stem")
     add_sampler_options(p)
     p.add_argument("--device", default="auto", help="device for --checkpoint: auto, cpu, cuda or cuda:N")
+    add_speed_options(p, evaluate=True)
     p.add_argument("--report", metavar="FILE.json", help="write the full report (summary and per image) as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write per-image scores as CSV")
     p.add_argument("--per-image", action="store_true", help="also print one table row per image")
@@ -288,9 +310,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     lpips = None if reason else LPIPS()
     predict = None
     if args.checkpoint:
+        from gsad.fastpath import evaluation_precision
         from gsad.inference import Enhancer
 
-        enhancer = Enhancer(args.checkpoint, device=args.device)
+        enhancer = Enhancer(args.checkpoint, device=args.device,
+                            precision=evaluation_precision(args.precision, args.checkpoint))
+        report_path(enhancer, args)
         settings = enhancer.settings(**sampler_overrides(args))
 
         def predict(name, low):
