@@ -172,7 +172,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from gsad.images import read_image, write_image
-    from gsad.inference import Enhancer
+    from gsad.parallel import share, shared_enhancer
+    from gsad.training.distributed import cleanup, setup
 
     failures = 0
 
@@ -181,23 +182,29 @@ def _run_enhance(args: argparse.Namespace) -> int:
         failures += 1
         _error(message)
 
-    plan = plan_outputs(args.inputs, args.output, args.overwrite, report)
+    # Under torchrun each rank enhances its share of the images (gsad.parallel); else a world of one.
+    ctx = setup(args.device)
+    plan = ctx.broadcast(plan_outputs(args.inputs, args.output, args.overwrite, report) if ctx.is_main else None)
     if not plan:
+        cleanup(ctx)
         return 1
-    enhancer = Enhancer(args.checkpoint, device=args.device, precision=args.precision)
-    report_path(enhancer, args)
+    enhancer = shared_enhancer(ctx, args.checkpoint, args.precision)
+    if ctx.is_main:
+        report_path(enhancer, args)
     settings = enhancer.settings(**sampler_overrides(args))
     if len(plan) > 1 or any(Path(p).is_dir() for p in args.inputs):
         Path(args.output).mkdir(parents=True, exist_ok=True)
-    images = tqdm(plan, desc="images", unit="img", disable=len(plan) == 1, dynamic_ncols=True)
-    for src, dst in images:
+    images = tqdm(total=len(plan), desc="images", unit="img", disable=len(plan) == 1 or not ctx.is_main,
+                  dynamic_ncols=True)
+    for src, dst in share(ctx, plan, images):
         try:
             pixels = read_image(src)
         except InputError as exc:
             report(str(exc))
             continue
         total = settings.steps * settings.ensemble
-        with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
+        with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
+                  disable=not ctx.is_main) as bar:
             out = enhancer.enhance(
                 pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
                 tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
@@ -208,6 +215,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
             report(str(exc) if isinstance(exc, InputError) else f"{dst}: cannot write ({exc.strerror or exc})")
             continue
         tqdm.write(f"{src} -> {dst}", file=sys.stderr)
+    images.close()
+    cleanup(ctx)
     return 1 if failures else 0
 
 
@@ -311,15 +320,26 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     predict = None
     if args.checkpoint:
         from gsad.fastpath import evaluation_precision
-        from gsad.inference import Enhancer
+        from gsad.parallel import predict_shared, shared_enhancer
+        from gsad.training.distributed import cleanup, setup
 
-        enhancer = Enhancer(args.checkpoint, device=args.device,
-                            precision=evaluation_precision(args.precision, args.checkpoint))
-        report_path(enhancer, args)
+        ctx = setup(args.device)  # under torchrun: ranks enhance their shares, rank 0 scores (gsad.parallel)
+        enhancer = shared_enhancer(ctx, args.checkpoint, evaluation_precision(args.precision, args.checkpoint))
+        if ctx.is_main:
+            report_path(enhancer, args)
         settings = enhancer.settings(**sampler_overrides(args))
 
         def predict(name, low):
             return enhancer.enhance(low, **{k: getattr(settings, k) for k in _SAMPLER_KEYS})
+
+        if ctx.distributed:
+            outputs = predict_shared(ctx, pairs, predict)
+            cleanup(ctx)
+            if not ctx.is_main:
+                return 0
+
+            def predict(name, low):
+                return outputs[name]
 
     report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True)
     print(format_table(report, per_image=args.per_image))
