@@ -13,14 +13,15 @@
    candidate is taken as it is.
 2. **A probe**, the first time a model shape runs on a machine (:func:`probe`): each lower
    precision runs a :data:`PROBE_STEPS`-step reference sampler on a random dark image of
-   :data:`PROBE_SIZE` with the model's own weights beside fp32, and is dropped when its
+   :data:`FIDELITY_SIZE` with the model's own weights beside fp32, and is dropped when its
    output's mean difference exceeds :data:`TOLERANCE_LEVELS` levels of 255
    (:func:`fidelity`). Where the hardware settles the rest (:func:`hardware_choice`: bf16 on
    a CPU with native bf16) that path is taken; otherwise the remaining candidates are timed
    by interleaved network forwards (:func:`timing`), and a lower precision must be at least
-   :data:`MIN_GAIN` faster than the fastest fp32 one. A fraction of a second to a few
-   seconds for the paper's U-Net on a 2-core CPU (longer on a busy one, where timings are
-   also less certain); the probe draws its noise from its own generators and leaves the
+   :data:`MIN_GAIN` faster than the fastest fp32 one. The fidelity runs use one thread
+   (:func:`one_thread`), which keeps them short on a busy machine: 3.4 s for the paper's
+   U-Net on a 2-core AMD EPYC shared with a load of about 8 (2 threads took 28 s there),
+   0.5 s for the tiny preset; timings on a busy machine are less certain. The probe draws its noise from its own generators and leaves the
    global RNG, the model and every setting as they were, so it never changes what an fp32
    run computes.
 3. **The cache** keeps the result per machine (CPU model and flags, thread count, CUDA device,
@@ -45,6 +46,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -69,6 +71,8 @@ MIN_GAIN = 0.1
 #: The probe: reference sampler steps, image size (H, W) per device type, schedule and seed.
 PROBE_STEPS = 3
 PROBE_SIZE = {"cpu": (128, 128), "cuda": (256, 256)}
+#: Image size (H, W) of the fidelity check's sampler runs (smaller: it runs fp32 in full).
+FIDELITY_SIZE = {"cpu": (96, 96), "cuda": (256, 256)}
 PROBE_SCHEDULE = (2e-3, 0.9)
 PROBE_SEED = 0
 #: CPU flags (``/proc/cpuinfo``) that decide the candidates or explain a benchmark's numbers.
@@ -205,13 +209,26 @@ def hardware_choice(device: torch.device, paths: list[FastPath]) -> FastPath | N
     return None
 
 
-def _probe_input(model: UNet, device: torch.device) -> torch.Tensor:
-    """A random dark ``1 x 3 x H x W`` condition of :data:`PROBE_SIZE` (a multiple of the stride)."""
-    height, width = PROBE_SIZE.get(device.type, PROBE_SIZE["cpu"])
+def _probe_input(model: UNet, device: torch.device, sizes: dict[str, tuple[int, int]] = PROBE_SIZE) -> torch.Tensor:
+    """A random dark ``1 x 3 x H x W`` condition of ``sizes[device type]`` (rounded up to the stride)."""
+    height, width = sizes.get(device.type, sizes["cpu"])
     stride = model.config.stride
     height, width = -(-height // stride) * stride, -(-width // stride) * stride
     generator = torch.Generator().manual_seed(PROBE_SEED)
     return (torch.rand(1, 3, height, width, generator=generator) * 0.5 - 1.0).to(device)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One CPU thread inside the block (restored after): on a busy machine several threads
+    wait on each other many times longer than one thread computes, and the fidelity check
+    needs no speed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def fidelity(model: UNet, cond: torch.Tensor, precisions: list[str]) -> dict[str, float]:
@@ -219,12 +236,13 @@ def fidelity(model: UNet, cond: torch.Tensor, precisions: list[str]) -> dict[str
     output from fp32's, on ``cond``, same noise (drawn from the probe's own generator)."""
     schedule = Schedule.linear(PROBE_STEPS, *PROBE_SCHEDULE)
     outputs = {}
-    for precision in ["fp32", *(p for p in precisions if p != "fp32")]:
-        net = InferenceNet(model, precision, channels_last=cond.device.type == "cuda" or precision == "bf16")
-        net.precompute(schedule.sqrt_alpha_bar)
-        generator = torch.Generator().manual_seed(PROBE_SEED)
-        outputs[precision] = sample_reference(Denoiser(net, cond), tuple(cond.shape), schedule, generator,
-                                              device=cond.device)
+    with one_thread():
+        for precision in ["fp32", *(p for p in precisions if p != "fp32")]:
+            net = InferenceNet(model, precision, channels_last=cond.device.type == "cuda" or precision == "bf16")
+            net.precompute(schedule.sqrt_alpha_bar)
+            generator = torch.Generator().manual_seed(PROBE_SEED)
+            outputs[precision] = sample_reference(Denoiser(net, cond), tuple(cond.shape), schedule, generator,
+                                                  device=cond.device)
     return {p: float((out - outputs["fp32"]).abs().mean()) * 127.5 for p, out in outputs.items()}
 
 
@@ -256,25 +274,27 @@ def probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Choice:
     """Check each lower precision's output against fp32 and, unless :func:`hardware_choice` settles
     it, time the paths that pass (see the module docstring)."""
     started = time.perf_counter()
-    cond = _probe_input(model, device)
-    size = f"{cond.shape[-1]}x{cond.shape[-2]}"
     with torch.inference_mode():
         precisions = sorted({p.precision for p in paths} - {"fp32"})
-        levels = fidelity(model, cond, precisions) if precisions else {}
+        small = _probe_input(model, device, FIDELITY_SIZE)
+        levels = fidelity(model, small, precisions) if precisions else {}
         ok = [p for p in paths if p.precision == "fp32" or levels[p.precision] <= TOLERANCE_LEVELS]
         diffs = ", ".join(f"{k} {v:.2f}" for k, v in levels.items() if k != "fp32")
-        checked = (f"mean difference from fp32 on a {PROBE_STEPS}-step reference-sampler run at {size}: {diffs} "
-                   f"levels of 255 (tolerance {TOLERANCE_LEVELS:g})") if diffs else ""
+        checked = (f"mean difference from fp32 on a {PROBE_STEPS}-step reference-sampler run at "
+                   f"{small.shape[-1]}x{small.shape[-2]}: {diffs} levels of 255 (tolerance {TOLERANCE_LEVELS:g})"
+                   ) if diffs else ""
         preferred = hardware_choice(device, paths)
         if preferred is not None and preferred in ok:
             flags = ", ".join(sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"})) if device.type == "cpu" else ""
             detail = f"{flags}; {checked}; {time.perf_counter() - started:.1f} s"
             return Choice(preferred, "hardware", detail, {}, levels)
+        cond = _probe_input(model, device)
         seconds = timing(model, cond, ok) if len(ok) > 1 else {}
     fp32_best = min((seconds[p.label] for p in ok if p.precision == "fp32"), default=float("inf"))
     best = min((p for p in ok if p.precision == "fp32" or seconds[p.label] * (1 + MIN_GAIN) <= fp32_best),
                key=lambda p: seconds.get(p.label, 0.0))
-    timed = "s/forward at " + size + " " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
+    size = f"{cond.shape[-1]}x{cond.shape[-2]}"
+    timed = f"s/forward at {size} " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
     detail = "; ".join(t for t in (timed if seconds else "", checked) if t)
     return Choice(best, "probe", f"{detail}; {time.perf_counter() - started:.1f} s", seconds, levels)
 
