@@ -21,9 +21,9 @@
    :data:`MIN_GAIN` faster than the fastest fp32 one. The fidelity runs use one thread
    (:func:`one_thread`), which keeps them short on a busy machine: 3.4 s for the paper's
    U-Net on a 2-core AMD EPYC shared with a load of about 8 (2 threads took 28 s there),
-   0.5 s for the tiny preset; timings on a busy machine are less certain. The probe draws its noise from its own generators and leaves the
-   global RNG, the model and every setting as they were, so it never changes what an fp32
-   run computes.
+   0.5 s for the tiny preset; timings on a busy machine are less certain. The probe draws
+   its noise from its own generators and leaves the global RNG, the model and every setting
+   as they were, so it never changes what an fp32 run computes.
 3. **The cache** keeps the result per machine (CPU model and flags, thread count, CUDA device,
    torch version) and model shape (its :class:`~gsad.config.NetworkConfig`) in
    ``fastpath.json`` under :func:`cache_dir` (``$GSAD_CACHE_DIR``, else
@@ -308,8 +308,10 @@ def cache_dir() -> Path:
 
 
 def cache_key(device: torch.device, config: NetworkConfig) -> str:
-    """Hash of :func:`machine` and the model shape."""
-    text = json.dumps({"machine": machine(device), "model": dataclasses.asdict(config)}, sort_keys=True)
+    """Hash of :func:`machine`, the model shape and the probe's settings (a changed probe probes again)."""
+    settings = [PROBE_STEPS, PROBE_SIZE, FIDELITY_SIZE, PROBE_SCHEDULE, TOLERANCE_LEVELS, MIN_GAIN]
+    text = json.dumps({"machine": machine(device), "model": dataclasses.asdict(config), "probe": settings},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -375,7 +377,7 @@ def choose(
         if precision == "bf16" and device.type == "cpu" and not native_bf16(cpu_flags()):
             log.warning("precision bf16: this CPU has no avx512_bf16 or amx_bf16, so bf16 is emulated and slower "
                         "than fp32")
-        path = FastPath(precision, True if winograd is None else winograd,
+        path = FastPath(precision, device.type == "cpu" if winograd is None else winograd,  # NNPACK: CPU only
                         device.type == "cuda" if channels_last is None else channels_last)
         return Choice(path, "requested")
     paths = candidates(device, winograd, channels_last)
