@@ -83,3 +83,19 @@ def test_torchrun_evaluate_matches_one_process(tiny_checkpoint, tmp_path):
     assert [i["name"] for i in two["images"]] == ["im0", "im1", "im2"]
     assert two["images"] == one["images"] and two["summary"] == one["summary"]
     assert double.stdout.count("PSNR") == single.stdout.count("PSNR") > 0  # one table, printed by rank 0
+
+
+def test_other_ranks_run_rank_zeros_path(tiny_checkpoint):
+    """A rank other than 0 takes the path rank 0 broadcasts, not its own auto choice."""
+    from gsad.fastpath import Choice, FastPath
+
+    sent = Choice(FastPath("fp32", False, True), "probe", "on rank 0")  # never auto's own CPU choice
+
+    class Rank1(Context):
+        def broadcast(self, obj):
+            assert obj is None  # rank 1 sends nothing
+            return sent
+
+    enhancer = parallel.shared_enhancer(Rank1(rank=1, world_size=2), tiny_checkpoint, "auto")
+    assert enhancer.fast_path is sent
+    assert (enhancer.net.precision, enhancer.net.winograd, enhancer.net.channels_last) == ("fp32", False, True)
