@@ -2,12 +2,16 @@
 """Time GSAD enhancement per image and per step, optionally against the reference code.
 
 For each device x model x size x precision it runs ``Enhancer.enhance_tensor`` on a random
-dark image (after a one-step warm-up) and prints seconds per image and per step, the
+dark image (precision ``auto``, the default, is ``Enhancer``'s default: the path
+:mod:`gsad.fastpath` chooses for this machine, named in the ``path`` column and on a line of
+its own) (after a one-step warm-up) and prints seconds per image and per step, the
 achieved GFLOP/s (the network's FLOPs per step as run, counted once on the meta device:
 2 FLOPs per multiply-add) the peak memory of the sampling run (CPU: peak resident set above
 the level before the run; CUDA: ``max_memory_allocated`` above the level before) and the
 process CPU time (on a shared machine a steadier measure than wall time; with several
-threads it includes their spin-waiting).
+threads it includes their spin-waiting) and the fastest single network evaluation ("best
+net", forward hooks on both networks: on a busy machine the best estimate of the uncontended
+speed, as one step often runs undisturbed where a whole trajectory rarely does).
 
 With ``--reference PATH`` (a local clone of jinnh/GSAD) it also builds the reference U-Net
 and its ``GaussianDiffusion`` on the same random weights (ours exported with
@@ -17,8 +21,13 @@ the same input, and prints the speed ratio and the output difference in levels o
 reference's modules are imported from the clone (with stand-ins for its unused imports
 cv2, torchvision, sklearn and kmeans_pytorch); nothing of it is copied here.
 
+It first prints the machine: CPU model, the CPU flags that decide the path (avx2, avx512f,
+avx512_bf16, amx_bf16, ...), torch version, thread count and CUDA device.
+
 Examples::
 
+    python benchmarks/bench_enhance.py --models paper --sizes 256x384 --steps 5 --threads 2 \
+        --precision auto fp32 --reference ~/src/GSAD      # the README's speed table
     python benchmarks/bench_enhance.py --reference ~/src/GSAD --sizes 256x384 --steps 10
     python benchmarks/bench_enhance.py --devices cuda --sizes 600x400 --precision fp32 fp16
 """
@@ -26,7 +35,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import functools
 import importlib
@@ -51,6 +59,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from gsad.checkpoints import load_checkpoint, to_reference_state_dict  # noqa: E402
 from gsad.config import PRESETS, SAMPLER_NAMES, NetworkConfig, SamplerConfig  # noqa: E402
 from gsad.errors import ConfigError  # noqa: E402
+from gsad.fastpath import PRECISION_CHOICES, cpu_model, machine  # noqa: E402
 from gsad.inference import Enhancer, default_checkpoint, pad_to_multiple  # noqa: E402
 from gsad.network.unet import UNet  # noqa: E402
 
@@ -137,6 +146,30 @@ def timed(fn, device: torch.device) -> tuple[float, float, float | None, str, ob
             torch.cuda.synchronize(device)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return seconds, cpu, mem.mib, mem.method, out
+
+
+class ForwardClock:
+    """Wall seconds of every forward of ``module`` (forward hooks), e.g. to take the fastest one.
+
+    On a shared machine the fastest single network evaluation is the best estimate of the
+    uncontended speed: a whole trajectory rarely runs without interference, one step often does.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.device, self.seconds, self._start = device, [], 0.0
+        module.register_forward_pre_hook(self._begin)
+        module.register_forward_hook(self._end)
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _begin(self, *_: object) -> None:  # hooks return None: the inputs and output stay as they are
+        self._start = self._now()
+
+    def _end(self, *_: object) -> None:
+        self.seconds.append(self._now() - self._start)
 
 
 def network_flops(config: NetworkConfig, height: int, width: int, uncertainty: bool) -> int:
@@ -302,11 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--devices", nargs="+", default=None,
                    help="cpu and/or cuda (default: cpu, plus cuda when available)")
-    p.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "fp16"), default=["fp32"],
-                   help="network precision(s); differences are reported against fp32 (default fp32)")
-    p.add_argument("--no-winograd", action="store_true", help="turn off NNPACK Winograd convolutions (CPU)")
+    p.add_argument("--precision", nargs="+", choices=PRECISION_CHOICES, default=["auto"],
+                   help="network precision(s): auto (Enhancer's default: the path chosen for this machine), "
+                        "fp32, bf16, fp16; differences are reported against fp32 (default auto)")
+    p.add_argument("--no-winograd", action="store_true",
+                   help="turn off NNPACK Winograd convolutions (CPU; default: Enhancer's choice)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
-                   help="input layout (default auto: on for CUDA only)")
+                   help="input layout (default auto: Enhancer's choice)")
     p.add_argument("--reference", type=Path, metavar="PATH",
                    help="a local clone of jinnh/GSAD: also run its U-Net and sampler (CPU only: its noise is "
                         "drawn on the device, so only CPU outputs are comparable) and compare")
@@ -328,20 +363,25 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "command": [sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(), "cpu": _cpu_name(),
-            "cpu_threads": torch.get_num_threads(), "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
+            "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_model(),
+            "cpu_threads": torch.get_num_threads(), "machine": machine(torch.device("cpu")),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "settings": vars(settings) | {"winograd": not args.no_winograd, "channels_last": args.channels_last},
+            "settings": vars(settings) | {"winograd": "off" if args.no_winograd else "auto",
+                                          "channels_last": args.channels_last},
         },
         "results": [],
         "comparisons": [],
+        "paths": [],
         "notes": [],
     }
+    info = report["meta"]["machine"]
+    print(f"CPU: {info['cpu']}; flags: {', '.join(info['flags']) or 'none of note'}; "
+          f"CUDA: {report['meta']['cuda'] or 'none'}")
     print(f"torch {torch.__version__}, {report['meta']['cpu']}, {torch.get_num_threads()} threads; "
           f"{settings.sampler} sampler, {settings.steps} steps, beta {settings.beta_start:g}->{settings.beta_end:g}, "
           f"seed {settings.seed}")
     header = (f"{'device':<6} {'model':<8} {'size':>9} {'impl':<14} {'s/image':>8} {'(median)':>8} {'s/step':>7} "
-              f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'peak MiB':>9} {'CPU s':>8}")
+              f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'peak MiB':>9} {'CPU s':>8} {'best net':>8}  path")
 
     for model_name, model, note in models(args.models):
         if model is None:
@@ -370,23 +410,35 @@ def main(argv: list[str] | None = None) -> int:
                 methods: dict[str, str] = {}
                 cpu_runs: dict[str, list[float]] = {}
                 impls = {}
+                paths = {"reference": "fp32 NCHW (reference code)"}
+                clocks: dict[str, ForwardClock] = {}
                 for precision in args.precision:
                     try:
                         enh = Enhancer.from_model(model, settings, device, precision=precision,
-                                                  winograd=not args.no_winograd, channels_last=channels_last)
+                                                  winograd=False if args.no_winograd else None,
+                                                  channels_last=channels_last)
                     except ConfigError as exc:  # e.g. fp16 on the CPU: note it and go on
                         report["notes"].append(f"{model_name} {device_name} {precision}: {exc}")
                         print(f"{device_name:<6} {model_name:<8} {size:>9} {'ours ' + precision:<14} skipped: {exc}")
                         continue
                     impls[f"ours {precision}"] = (functools.partial(enh.enhance_tensor, low, settings),
                                                   functools.partial(enh.enhance_tensor, low, warm), flops["ours"])
+                    paths[f"ours {precision}"] = enh.fast_path.path.label
+                    clocks[f"ours {precision}"] = ForwardClock(enh.net, device)
+                    print(f"  ours {precision}: network path {enh.fast_path.describe()}")
+                    report["paths"].append({"device": device_name, "model": model_name, "size": size,
+                                            "impl": f"ours {precision}", "path": enh.fast_path.path.label,
+                                            "how": enh.fast_path.describe()})
                 if ref is not None:
                     cond = padded.to(device)
                     impls["reference"] = (functools.partial(run_reference, ref, cond, settings, crop=(height, width)),
                                           functools.partial(run_reference, ref, cond, settings, steps=1),
                                           flops["reference"])
+                    clocks["reference"] = ForwardClock(ref.denoise_fn, device)
                 for _, warmup, _ in impls.values():
                     warmup()
+                for clock in clocks.values():  # warm-up forwards do not count
+                    clock.seconds.clear()
                 for r in range(args.repeats):  # interleaved, alternating order: shared noise on a busy machine
                     for name in (list(impls) if r % 2 == 0 else list(reversed(impls))):
                         seconds, cpu, peak, method, out = timed(impls[name][0], device)
@@ -398,15 +450,17 @@ def main(argv: list[str] | None = None) -> int:
                 for name, times in runs.items():
                     best = min(times)
                     row = {"device": device_name, "model": model_name, "size": size, "padded": f"{pw}x{ph}",
-                           "impl": name, **summarise(times), "cpu_min_s": min(cpu_runs[name]),
+                           "impl": name, "path": paths[name], **summarise(times), "cpu_min_s": min(cpu_runs[name]),
                            "s_per_step": best / settings.steps,
                            "gflop_per_step": impls[name][2] / 1e9,
                            "gflops": impls[name][2] * settings.steps / best / 1e9,
-                           "peak_mib": peaks[name], "memory_method": methods[name]}
+                           "peak_mib": peaks[name], "memory_method": methods[name],
+                           "best_forward_s": min(clocks[name].seconds), "forwards": len(clocks[name].seconds)}
                     report["results"].append(row)
                     print(f"{device_name:<6} {model_name:<8} {size:>9} {name:<14} {best:>8.2f} "
                           f"{row['median_s']:>8.2f} {row['s_per_step']:>7.3f} {row['gflop_per_step']:>10.1f} "
-                          f"{row['gflops']:>8.1f} {peaks[name]:>9.0f} {row['cpu_min_s']:>8.2f}")
+                          f"{row['gflops']:>8.1f} {peaks[name]:>9.0f} {row['cpu_min_s']:>8.2f} "
+                          f"{row['best_forward_s']:>8.3f}  {paths[name]}")
                 base = "ours fp32" if "ours fp32" in outputs else None
                 for name in outputs:
                     for other in ("reference", base):
@@ -415,11 +469,15 @@ def main(argv: list[str] | None = None) -> int:
                         diff = levels_diff(outputs[name], outputs[other])
                         speed = min(runs[other]) / min(runs[name])
                         cpu_speed = min(cpu_runs[other]) / min(cpu_runs[name])
+                        net_speed = min(clocks[other].seconds) / min(clocks[name].seconds)
                         report["comparisons"].append({"device": device_name, "model": model_name, "size": size,
-                                                      "impl": name, "against": other, "speedup": speed,
-                                                      "cpu_time_speedup": cpu_speed, **diff})
-                        print(f"  {name} vs {other}: {speed:.2f}x faster in wall time, {cpu_speed:.2f}x in CPU "
-                              f"time (best of {args.repeats} interleaved runs); output difference mean "
+                                                      "impl": name, "path": paths[name], "against": other,
+                                                      "speedup": speed,
+                                                      "cpu_time_speedup": cpu_speed,
+                                                      "best_forward_speedup": net_speed, **diff})
+                        print(f"  {name} [{paths[name]}] vs {other}: {speed:.2f}x faster in wall time, "
+                              f"{cpu_speed:.2f}x in CPU time (best of {args.repeats} interleaved runs), "
+                              f"{net_speed:.2f}x by the fastest network evaluation; output difference mean "
                               f"{diff['mean_levels']:.3f} / max {diff['max_levels']:.2f} levels of 255")
     if args.json:
         tmp = args.json.with_name(args.json.name + ".tmp")
@@ -427,14 +485,6 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.json)
         print(f"\nwrote {args.json}")
     return 0
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

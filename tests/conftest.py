@@ -78,3 +78,9 @@ def file_hashes():
 def png_header_only():
     """:func:`_png_header_only`: a tiny PNG claiming a given size."""
     return _png_header_only
+
+
+@pytest.fixture(autouse=True)
+def _private_fastpath_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty fast-path cache (never the user's ~/.cache/gsad)."""
+    monkeypatch.setenv("GSAD_CACHE_DIR", str(tmp_path_factory.mktemp("gsad-cache")))

@@ -332,6 +332,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[UNet, SamplerConfig, dict[
     return _load_reference(path)
 
 
+def is_reference_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (file or run directory) is loaded as a reference ``.pth`` state dict."""
+    path = resolve_checkpoint(path)
+    return not (path.suffix == ".safetensors" or _looks_like_safetensors(path))
+
+
 def _looks_like_safetensors(path: Path) -> bool:
     """A safetensors file starts with an 8-byte header length and a JSON header."""
     try:

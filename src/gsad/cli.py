@@ -147,6 +147,27 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
                         "less residual noise, N times the time")
 
 
+def add_speed_options(parser: argparse.ArgumentParser, evaluate: bool = False) -> None:
+    """--precision and --verbose, shared by enhance and evaluate (see gsad.fastpath)."""
+    from gsad.fastpath import PRECISION_CHOICES, TOLERANCE_LEVELS
+
+    exact = (" (auto means fp32 for a reference .pth checkpoint; give fp32 to score any model exactly as "
+             "fp32 computes it)") if evaluate else ""
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help=f"network precision: auto (default): the fastest of fp32/bf16/fp16 on this device "
+                             f"whose output stays within {TOLERANCE_LEVELS:g} level of 255 (mean) of fp32, from the "
+                             f"hardware and a short probe cached per machine{exact}; fp32 (exact, reproduces the "
+                             "reference code), bf16 (CPUs with avx512_bf16/amx_bf16, GPUs), fp16 (GPUs)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say which network path (precision, Winograd, layout) was taken and why")
+
+
+def report_path(enhancer: object, args: argparse.Namespace) -> None:
+    """With --verbose, one stderr line naming the enhancer's network path."""
+    if args.verbose:
+        print(f"{PROG}: network: {enhancer.fast_path.describe()}", file=sys.stderr)
+
+
 _SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start", "ensemble")
 
 
@@ -176,8 +197,7 @@ def _add_enhance(p: argparse.ArgumentParser) -> None:
                         f"(-{MAX_EXPOSURE:g} to {MAX_EXPOSURE:g})")
     add_max_megapixels(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="network precision: fp32 (default, exact), bf16 (CPUs with avx512_bf16, GPUs), fp16 (GPUs)")
+    add_speed_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
 
 
@@ -247,7 +267,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
     from gsad.errors import ModelOutputError
     from gsad.images import read_image, write_image
-    from gsad.inference import Enhancer
+    from gsad.parallel import share, shared_enhancer
+    from gsad.training.distributed import cleanup, setup
 
     failures = 0
 
@@ -256,13 +277,21 @@ def _run_enhance(args: argparse.Namespace) -> int:
         failures += 1
         _error(message)
 
-    plan = plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint)
+    # Under torchrun each rank enhances its share of the images (gsad.parallel); else a world of one.
+    ctx = setup(args.device)
+    plan = ctx.broadcast(
+        plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint) if ctx.is_main else None
+    )
     if not plan:
+        cleanup(ctx)
         return 1
-    enhancer = Enhancer(args.checkpoint, device=args.device, precision=args.precision)
+    enhancer = shared_enhancer(ctx, args.checkpoint, args.precision)
+    if ctx.is_main:
+        report_path(enhancer, args)
     settings = enhancer.settings(**sampler_overrides(args))
-    images = tqdm(plan, desc="images", unit="img", disable=len(plan) == 1, dynamic_ncols=True)
-    for src, dst in images:
+    images = tqdm(total=len(plan), desc="images", unit="img", disable=len(plan) == 1 or not ctx.is_main,
+                  dynamic_ncols=True)
+    for src, dst in share(ctx, plan, images):
         try:
             pixels = read_image(src, max_pixels=max_pixels(args))
         except InputError as exc:
@@ -270,7 +299,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
             continue
         total = settings.steps * settings.ensemble
         try:
-            with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True) as bar:
+            with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
+                      disable=not ctx.is_main) as bar:
                 out = enhancer.enhance(
                     pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
                     tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
@@ -280,6 +310,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
             report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
             continue
         tqdm.write(f"{src} -> {dst}", file=sys.stderr)
+    images.close()
+    cleanup(ctx)
     return 1 if failures else 0
 
 
@@ -305,7 +337,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise InputError(f"{target}: the output must be a .safetensors file")
     OutputPlan([resolve_checkpoint(args.source)]).check(target, args.overwrite)
     model, sampler, _ = load_checkpoint(args.source)
-    settings = Enhancer.from_model(model, sampler, device="cpu").settings(**sampler_overrides(args))
+    settings = Enhancer.from_model(model, sampler, device="cpu", precision="fp32").settings(**sampler_overrides(args))
     save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name}, overwrite=args.overwrite)
     print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
@@ -398,6 +430,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outputs", metavar="DIR",
                    help="with --checkpoint: also write each enhanced image (before GT-mean scaling) to "
                         "DIR/<low image name>.png")
+    add_speed_options(p, evaluate=True)
     p.add_argument("--report", metavar="FILE.json", help="write the full report (summary and per image) as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write per-image scores as CSV")
     p.add_argument("--overwrite", action="store_true",
@@ -442,13 +475,33 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     lpips = None if reason else LPIPS()
     predict = None
     if args.checkpoint:
-        from gsad.inference import Enhancer
+        from gsad.fastpath import evaluation_precision
+        from gsad.parallel import predict_shared, shared_enhancer
+        from gsad.training.distributed import cleanup, setup
 
-        enhancer = Enhancer(args.checkpoint, device=args.device)
+        ctx = setup(args.device)  # under torchrun: ranks enhance their shares, rank 0 scores (gsad.parallel)
+        enhancer = shared_enhancer(ctx, args.checkpoint, evaluation_precision(args.precision, args.checkpoint))
+        if ctx.is_main:
+            report_path(enhancer, args)
         settings = enhancer.settings(**sampler_overrides(args))
         pipeline = default_pipeline(layout) if args.pipeline == "auto" else args.pipeline
         predict = model_predictor(enhancer, settings, pipeline, layout, cuda_noise=args.cuda_noise)
-        print(f"{PROG}: {pipeline} pipeline, {layout} layout, {settings}", file=sys.stderr)
+        if ctx.is_main:
+            print(f"{PROG}: {pipeline} pipeline, {layout} layout, {settings}", file=sys.stderr)
+
+        if ctx.distributed:
+            if pipeline == "reference":  # one noise stream over the images in order: rank 0 runs them all
+                cleanup(ctx)
+                if not ctx.is_main:
+                    return 0
+            else:
+                outputs = predict_shared(ctx, pairs, predict)
+                cleanup(ctx)
+                if not ctx.is_main:
+                    return 0
+
+                def predict(name, low):
+                    return outputs[name]
 
     report = evaluate(pairs, predict=predict, predictions_dir=args.predictions, lpips=lpips, progress=True,
                       max_pixels=max_pixels(args), outputs=args.outputs, overwrite=args.overwrite, plan=plan)

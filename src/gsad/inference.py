@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gsad import fastpath
 from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int
-from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
+from gsad.diffusion.denoiser import Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError, ModelOutputError
@@ -132,10 +133,14 @@ class Enhancer:
     directory or a reference ``.pth`` checkpoint. Sampler settings default to the ones stored
     in the checkpoint and can be overridden per call.
 
-    Speed options (see :class:`~gsad.diffusion.denoiser.InferenceNet`): ``precision`` "fp32"
-    (default), "bf16" or "fp16" (CUDA only) autocasts the network; ``winograd`` (default on)
-    runs large 3x3 convolutions through NNPACK on the CPU (about 2x faster there, outputs
-    equal up to float rounding); ``channels_last`` (None: on for CUDA only) sets the layout.
+    Speed options (see :class:`~gsad.diffusion.denoiser.InferenceNet` and :mod:`gsad.fastpath`):
+    ``precision`` "auto" (default) takes the fastest path on this device whose output stays
+    within 1 level of 255 (mean) of fp32, chosen from the hardware and, where that is not
+    enough, a short probe cached per machine and model shape; "fp32" (exact: reproduces the
+    reference code), "bf16" or "fp16" (CUDA only) run as asked. ``winograd`` runs large 3x3
+    convolutions through NNPACK on the CPU (outputs equal up to float rounding);
+    ``channels_last`` sets the layout; None (default) lets "auto" choose them, and otherwise
+    means Winograd on and channels-last on CUDA only. :attr:`fast_path` says what was taken.
     """
 
     def __init__(
@@ -143,8 +148,8 @@ class Enhancer:
         checkpoint: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
         *,
-        precision: str = "fp32",
-        winograd: bool = True,
+        precision: str = "auto",
+        winograd: bool | None = None,
         channels_last: bool | None = None,
     ) -> None:
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
@@ -159,8 +164,8 @@ class Enhancer:
         path: str | os.PathLike,
         device: str | torch.device = "auto",
         *,
-        precision: str = "fp32",
-        winograd: bool = True,
+        precision: str = "auto",
+        winograd: bool | None = None,
         channels_last: bool | None = None,
     ) -> Enhancer:
         """Load ``path`` (gsad safetensors, run directory or reference ``.pth``); speed options: see the class."""
@@ -173,8 +178,8 @@ class Enhancer:
         sampler: SamplerConfig | None = None,
         device: str | torch.device = "auto",
         *,
-        precision: str = "fp32",
-        winograd: bool = True,
+        precision: str = "auto",
+        winograd: bool | None = None,
         channels_last: bool | None = None,
     ) -> Enhancer:
         """Wrap an in-memory U-Net (e.g. during training or in tests)."""
@@ -189,23 +194,19 @@ class Enhancer:
         model: UNet,
         sampler: SamplerConfig,
         device: str | torch.device,
-        precision: str = "fp32",
-        winograd: bool = True,
+        precision: str = "auto",
+        winograd: bool | None = None,
         channels_last: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.sampler = sampler
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision: unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-        if precision == "fp16" and self.device.type == "cpu":
-            raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-        if precision == "bf16" and self.device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
-            log.warning("precision bf16: this CPU has no avx512_bf16, so bf16 is emulated and slower than fp32")
-        if channels_last is None:
-            channels_last = self.device.type == "cuda"
+        #: How the network runs here and why (:class:`gsad.fastpath.Choice`; ``.describe()`` for logs).
+        self.fast_path = fastpath.choose(self.model, self.device, precision, winograd, channels_last)
+        log.info("network path: %s", self.fast_path.describe())
+        path = self.fast_path.path
         #: The network as the samplers run it (same weights as ``self.model``).
-        self.net = InferenceNet(self.model, precision, channels_last, winograd)
+        self.net = InferenceNet(self.model, path.precision, path.channels_last, path.winograd)
 
     def settings(self, **overrides: object) -> SamplerConfig:
         """The checkpoint's sampler defaults with the non-None ``overrides`` applied (validated)."""

@@ -521,7 +521,7 @@ class Trainer:
         from gsad.inference import Enhancer
         from gsad.metrics import psnr
 
-        enhancer = Enhancer.from_model(self.ema.model, self.config.sampler, device=self.device)
+        enhancer = Enhancer.from_model(self.ema.model, self.config.sampler, device=self.device, precision="fp32")
         scores = [psnr(enhancer.enhance(low), high) for _, low, high in self.val_images]
         return float(np.mean(scores))
 
