@@ -36,7 +36,7 @@ from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
 from gsad.diffusion.denoiser import Denoiser, InferenceNet
-from gsad.diffusion.samplers import SAMPLERS
+from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
 from gsad.images import from_model, read_image, to_model
@@ -74,8 +74,8 @@ def enhance(net: InferenceNet, low_u8: np.ndarray, sampler: str, schedule: Sched
     estimate = start_estimate(low, start, net.config.stride)
     net.precompute(schedule.sqrt_alpha_bar)
     generator = torch.Generator().manual_seed(seed)
-    out = SAMPLERS[sampler](Denoiser(net, cond), tuple(cond.shape), schedule, generator, None, device,
-                            start=estimate)
+    x = initial_state(tuple(cond.shape), schedule, generator, device, estimate)
+    out = SAMPLERS[sampler](Denoiser(net, cond), x, schedule, generator)
     return from_model(out[..., :h, :w])
 
 

@@ -53,7 +53,7 @@ import torch
 
 from gsad.config import NetworkConfig
 from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
-from gsad.diffusion.samplers import sample_reference
+from gsad.diffusion.samplers import initial_state, sample_reference
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError
 from gsad.files import write_text_atomic
@@ -241,8 +241,8 @@ def fidelity(model: UNet, cond: torch.Tensor, precisions: list[str]) -> dict[str
             net = InferenceNet(model, precision, channels_last=cond.device.type == "cuda" or precision == "bf16")
             net.precompute(schedule.sqrt_alpha_bar)
             generator = torch.Generator().manual_seed(PROBE_SEED)
-            outputs[precision] = sample_reference(Denoiser(net, cond), tuple(cond.shape), schedule, generator,
-                                                  device=cond.device)
+            x = initial_state(tuple(cond.shape), schedule, generator, cond.device)
+            outputs[precision] = sample_reference(Denoiser(net, cond), x, schedule, generator)
     return {p: float((out - outputs["fp32"]).abs().mean()) * 127.5 for p, out in outputs.items()}
 
 

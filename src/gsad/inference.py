@@ -23,7 +23,7 @@ from gsad import fastpath
 from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int
 from gsad.diffusion.denoiser import Denoiser, InferenceNet
-from gsad.diffusion.samplers import SAMPLERS
+from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError, ModelOutputError
 from gsad.images import adjust_exposure, as_array, auto_exposure, from_model, soft_auto_exposure, to_model
@@ -290,8 +290,8 @@ class Enhancer:
         padded, (h, w) = pad_to_multiple(low, self.model.config.stride)
         cond = padded.to(self.device)
         start = start_estimate(low, settings.start, self.model.config.stride)
-        out = SAMPLERS[settings.sampler](self._denoiser(cond, tile), tuple(cond.shape), schedule, generator, callback,
-                                         self.device, start=start)
+        x = initial_state(tuple(cond.shape), schedule, generator, self.device, start)
+        out = SAMPLERS[settings.sampler](self._denoiser(cond, tile), x, schedule, generator, callback)
         return out[..., :h, :w]
 
     def enhance(

@@ -9,7 +9,7 @@ seed gives the same draws on any device.
   aleatoric loss :func:`~gsad.losses.uncertainty.stage1_loss`.
 - :func:`gsad_objective`: stage 2; the uncertainty-guided pixel loss plus the global
   structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
-  (:func:`posterior_sample`).
+  (:func:`gsad.diffusion.posterior.posterior_sample`).
 
 Optional, not the paper: ``weighting`` (:func:`loss_weight`) and warm-start training
 (``start``, ``warm_start``; :func:`noised_input`), which matches training to the samplers'
@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from gsad.config import LOSS_WEIGHTINGS
-from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sample_training_levels
+from gsad.diffusion.posterior import posterior_sample
+from gsad.diffusion.schedules import Schedule, q_sample, sample_training_levels
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
-    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "posterior_sample",
-    "stage1_objective",
+    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "stage1_objective",
 ]
 
 #: lambda of the stage-2 pixel loss (the reference's value).
@@ -188,44 +188,6 @@ def stage1_objective(
     return loss, {"loss": loss.detach()}
 
 
-def posterior_sample(
-    x_t: torch.Tensor,
-    t_index: torch.Tensor,
-    level: torch.Tensor,
-    eps_hat: torch.Tensor,
-    schedule: Schedule,
-    noise: torch.Tensor,
-) -> torch.Tensor:
-    """Differentiable sample x_{t-1} ~ q(x_{t-1} | x_t, x0_hat), per sample.
-
-        x0_hat  = clamp(x_t / sqrt(a) - sqrt(1/a - 1) eps_hat, -1, 1)
-        x_{t-1} = c1[i] x0_hat + c2[i] x_t + [i > 0] exp(logvar[i] / 2) z
-
-    with i = t - 1 the 0-based step index, c1, c2, logvar the posterior tables of
-    ``schedule`` and z = ``noise``. As in the reference, x0_hat uses the continuous level
-    sqrt(a) of x_t while the posterior uses the discrete step i, and no noise is added at
-    i = 0. The clamp passes gradients where x0_hat lies inside [-1, 1].
-
-    Args:
-        x_t: ``B x 3 x H x W`` noisy images.
-        t_index: ``B`` integer step indices i (0-based).
-        level: ``B`` continuous levels sqrt(a) used to make x_t.
-        eps_hat: the network's noise estimate, like ``x_t`` (gradients flow through it).
-        schedule: the training schedule.
-        noise: z, standard normal, like ``x_t``.
-
-    Returns:
-        x_{t-1}, like ``x_t``.
-    """
-    x0_hat = predict_x0(x_t, level, eps_hat).clamp(-1.0, 1.0)
-    mean = (
-        extract(schedule.posterior_mean_coef1, t_index) * x0_hat + extract(schedule.posterior_mean_coef2, t_index) * x_t
-    )
-    std = torch.exp(0.5 * extract(schedule.posterior_log_variance, t_index))
-    std = std * (t_index > 0).reshape(-1, 1, 1, 1).to(std.dtype)
-    return mean + std * noise
-
-
 def gsad_objective(
     net: nn.Module,
     frozen_net: nn.Module,
@@ -246,7 +208,7 @@ def gsad_objective(
     2. P from the frozen stage-1 model on the same input (no gradients), mapped per sample
        and channel to weights w in [0.5, 1]; L_pix = 10 mean |w (eps_hat - eps)|, times the
        per-sample :func:`loss_weight` of ``weighting`` (1 in the paper).
-    3. x_{t-1} = :func:`posterior_sample` from eps_hat (fresh noise z from ``generator``).
+    3. x_{t-1} = :func:`~gsad.diffusion.posterior.posterior_sample` from eps_hat (fresh noise z from ``generator``).
     4. L_s = mean over batch b and clusters k of S_bk(x0, x_{t-1}) * sqrt(a_b)^4, with S the
        spectral distance of :func:`~gsad.losses.structure.structure_distance`
        (sqrt(a)^4 = alpha_bar^2: the structure term counts at low noise).
