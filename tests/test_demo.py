@@ -214,17 +214,17 @@ class GatedEnhancer:
         self.gate, self.entered = threading.Event(), threading.Event()
         self.lock, self.running, self.most = threading.Lock(), 0, 0
 
-    def settings(self, **overrides):
-        return self.inner.settings(**overrides)
+    def settings(self, *base, **overrides):
+        return self.inner.settings(*base, **overrides)
 
-    def enhance(self, image, **kwargs):
+    def enhance(self, image, *settings, **kwargs):
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
         try:
             self.entered.set()
             assert self.gate.wait(60), "test gate never opened"
-            return self.inner.enhance(image, **kwargs)
+            return self.inner.enhance(image, *settings, **kwargs)
         finally:
             with self.lock:
                 self.running -= 1

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gsad.config import SamplerConfig
 from gsad.errors import ConfigError
 from gsad.images import read_image
 from gsad.inference import Enhancer, grid_symmetry, pad_to_multiple, resolve_device
@@ -44,6 +45,22 @@ def test_seed_and_sampler_overrides(tiny_checkpoint, dark_image):
         enh.enhance(dark_image, steps=0)
     with pytest.raises(ConfigError, match="sampler"):
         enh.enhance(dark_image, sampler="euler")
+
+
+def test_settings_travel_as_one_object_or_as_keywords(tiny_checkpoint, dark_image):
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    settings = SamplerConfig(sampler="ddim", steps=3, beta_start=1e-3, beta_end=0.8, seed=5, start="exposure",
+                             ensemble=2)
+    as_object = enh.enhance(dark_image, settings)
+    as_keywords = enh.enhance(dark_image, **dataclasses.asdict(settings))
+    assert np.array_equal(as_object, as_keywords)
+    assert not np.array_equal(as_object, enh.enhance(dark_image))  # not the checkpoint's defaults
+    # keywords override single options of the object; unset ones keep its values
+    assert np.array_equal(enh.enhance(dark_image, settings, seed=6),
+                          enh.enhance(dark_image, dataclasses.replace(settings, seed=6)))
+    assert enh.settings(settings, steps=4) == dataclasses.replace(settings, steps=4)
+    with pytest.raises(TypeError, match="SamplerConfig"):
+        enh.enhance(dark_image, "ddim")
 
 
 def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark_image, monkeypatch):

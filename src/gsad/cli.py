@@ -21,6 +21,7 @@ from gsad.config import (
     MAX_EXPOSURE,
     MAX_STEPS,
     MAX_TILE,
+    SAMPLER_FIELDS,
     START_NAMES,
     check_beta,
     check_ensemble,
@@ -29,6 +30,7 @@ from gsad.config import (
     check_real,
     check_seed,
     check_steps,
+    with_overrides,
 )
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import ConfigError, GsadError, InputError
@@ -168,12 +170,9 @@ def report_path(enhancer: object, args: argparse.Namespace) -> None:
         print(f"{PROG}: network: {enhancer.fast_path.describe()}", file=sys.stderr)
 
 
-_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start", "ensemble")
-
-
 def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The sampler flags given on the command line, as Enhancer.settings() keyword arguments."""
-    return {k: getattr(args, k) for k in _SAMPLER_KEYS}
+    """The sampler flags given on the command line (None where unset), keyed by SamplerConfig field."""
+    return {k: getattr(args, k) for k in SAMPLER_FIELDS}
 
 
 # ----------------------------------------------------------------------------------------
@@ -301,10 +300,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
         try:
             with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
                       disable=not ctx.is_main) as bar:
-                out = enhancer.enhance(
-                    pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
-                    tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
-                )
+                out = enhancer.enhance(pixels, settings, tile=args.tile, exposure=args.exposure,
+                                       callback=lambda i, n: bar.update(1))
             write_image(dst, out, overwrite=args.overwrite)
         except (InputError, ModelOutputError) as exc:
             report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
@@ -330,14 +327,12 @@ def _add_convert(p: argparse.ArgumentParser) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
     from gsad.files import OutputPlan
-    from gsad.inference import Enhancer
-
     target = Path(args.target)
     if target.suffix != ".safetensors":
         raise InputError(f"{target}: the output must be a .safetensors file")
     OutputPlan([resolve_checkpoint(args.source)]).check(target, args.overwrite)
     model, sampler, _ = load_checkpoint(args.source)
-    settings = Enhancer.from_model(model, sampler, device="cpu", precision="fp32").settings(**sampler_overrides(args))
+    settings = with_overrides(sampler, **sampler_overrides(args))
     save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name}, overwrite=args.overwrite)
     print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
@@ -616,18 +611,18 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="trajectory start: noise, exposure or soft-exposure (default noise)")
 
 
-_TRAIN_KEYS = (
-    "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "ranges", "min_scale",
-    "cache", "flip", "stage", "init", "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start",
-    "structure_weight", "num_clusters", "patch_size", "loss_weighting", "warm_start", "checkpoint_every",
-    "keep_states", "log_every", "val_data", "val_every", "val_count",
-)
+#: TrainConfig fields without a flag of their own: the architecture comes from --preset (or a
+#: YAML ``network`` mapping); the sampler settings have their own flags.
+_TRAIN_NOT_FLAGS = ("network", "sampler")
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from gsad.training import load_train_config, train
+    import dataclasses
 
-    overrides: dict[str, object] = {k: getattr(args, k) for k in _TRAIN_KEYS}
+    from gsad.training import TrainConfig, load_train_config, train
+
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _TRAIN_NOT_FLAGS]
+    overrides: dict[str, object] = {k: getattr(args, k) for k in keys}
     sampler = {"sampler": args.sampler, "steps": args.sampler_steps, "beta_start": args.beta_start,
                "beta_end": args.beta_end, "seed": args.sampler_seed, "start": args.sampler_start}
     overrides["sampler"] = {k: v for k, v in sampler.items() if v is not None} or None

@@ -240,6 +240,21 @@ class SamplerConfig:
         check_schedule(self.steps, self.beta_start, self.beta_end)
 
 
+#: The sampler options, in order: the CLI's sampler flags and the keyword form of
+#: ``Enhancer.enhance`` are these, so a new option cannot be dropped on the way.
+SAMPLER_FIELDS = tuple(f.name for f in dataclasses.fields(SamplerConfig))
+
+
+def with_overrides(config: T, **overrides: Any) -> T:
+    """``config`` (a frozen dataclass) with the non-None ``overrides`` applied and validated;
+    ConfigError for an unknown name or a bad value."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return dataclasses.replace(config, **changes)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def preset(name: str) -> NetworkConfig:
     """The network preset called ``name`` (ConfigError for an unknown one)."""
     try:
@@ -370,8 +385,10 @@ __all__ = [
     "NetworkConfig",
     "SamplerConfig",
     "PRESETS",
+    "SAMPLER_FIELDS",
     "SAMPLER_NAMES",
     "preset",
+    "with_overrides",
     "from_dict",
     "to_dict",
     "load_yaml",

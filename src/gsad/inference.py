@@ -6,7 +6,6 @@ conversion between pixels and model tensors. No argparse here (see ``gsad.cli``)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -21,7 +20,7 @@ from PIL import Image
 
 from gsad import fastpath
 from gsad.checkpoints import load_checkpoint
-from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int
+from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
 from gsad.diffusion.denoiser import Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule
@@ -208,13 +207,12 @@ class Enhancer:
         #: The network as the samplers run it (same weights as ``self.model``).
         self.net = InferenceNet(self.model, path.precision, path.channels_last, path.winograd)
 
-    def settings(self, **overrides: object) -> SamplerConfig:
-        """The checkpoint's sampler defaults with the non-None ``overrides`` applied (validated)."""
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            return dataclasses.replace(self.sampler, **changes)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from None
+    def settings(self, base: SamplerConfig | None = None, **overrides: object) -> SamplerConfig:
+        """``base`` (default: the checkpoint's sampler defaults) with the non-None ``overrides``
+        (:data:`~gsad.config.SAMPLER_FIELDS`) applied, validated."""
+        if base is not None and not isinstance(base, SamplerConfig):
+            raise TypeError(f"settings must be a SamplerConfig, got {type(base).__name__}")
+        return with_overrides(self.sampler if base is None else base, **overrides)
 
     def _denoiser(self, cond: torch.Tensor, tile: int | None) -> Denoiser:
         """Plain denoiser, or a tiled one for large images (``tile``: None auto, 0 never, N tile side)."""
@@ -297,6 +295,8 @@ class Enhancer:
     def enhance(
         self,
         image: np.ndarray | Image.Image,
+        settings: SamplerConfig | None = None,
+        *,
         sampler: str | None = None,
         steps: int | None = None,
         beta_start: float | None = None,
@@ -310,8 +310,9 @@ class Enhancer:
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
-        Unset sampler options (``sampler`` ... ``ensemble``, see :class:`~gsad.config.SamplerConfig`)
-        take the checkpoint's defaults. ``tile``: None tiles images over
+        ``settings``: the sampler options as one :class:`~gsad.config.SamplerConfig` (default: the
+        checkpoint's); the keywords ``sampler`` ... ``ensemble`` override single options of it
+        (unset ones keep its values). ``tile``: None tiles images over
         ``AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
         side N (bounded memory for any size). ``exposure``: stops of brightness added to (or,
         negative, taken from) the model's result, within +-``MAX_EXPOSURE`` (gsad.config).
@@ -320,7 +321,7 @@ class Enhancer:
         :class:`~gsad.errors.ModelOutputError` (never a black image).
         """
         settings = self.settings(
-            sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start,
+            settings, sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start,
             ensemble=ensemble,
         )
         exposure = check_exposure(exposure)

@@ -103,7 +103,7 @@ def tune_schedule(
         scores_p, scores_s = [], []
         start = time.perf_counter()
         for low, high in images:
-            out = enhancer.enhance(low, **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
+            out = enhancer.enhance(low, settings)
             scores_p.append(psnr(out, high))
             scores_s.append(ssim(out, high))
         elapsed = (time.perf_counter() - start) / len(images)
