@@ -35,7 +35,7 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
-from gsad.diffusion.denoiser import Denoiser, InferenceNet
+from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
     p.add_argument("--start", choices=START_NAMES, help="trajectory start (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
     p.add_argument("--no-winograd", action="store_true", help="turn off NNPACK Winograd convolutions (CPU)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the rows and settings as JSON")
     args = p.parse_args(argv)

@@ -47,3 +47,61 @@ def test_every_training_setting_has_a_flag():
     missing = [f.name for f in dataclasses.fields(TrainConfig)
                if f.name not in ("network", "sampler") and not hasattr(args, f.name)]
     assert not missing
+
+
+def _choices(command: str, flag: str) -> tuple:
+    action = next(a for a in _subparser(command)._actions if flag in a.option_strings)
+    return tuple(action.choices)
+
+
+def test_choice_lists_come_from_their_one_source():
+    from gsad.config import PRESETS, SAMPLER_NAMES, START_NAMES
+    from gsad.data.layouts import LAYOUTS, SPLITS
+    from gsad.data.synthesize import RANGES
+    from gsad.evaluation import PIPELINES
+    from gsad.fastpath import PRECISION_CHOICES
+    from gsad.training.config import AMP_MODES, STAGES
+
+    for command in ("evaluate", "train", "tune-schedule"):
+        assert _choices(command, "--layout") == ("auto", *LAYOUTS)
+    for command in ("evaluate", "tune-schedule"):
+        assert _choices(command, "--split") == SPLITS
+    for command in ("synthesize", "train"):
+        assert _choices(command, "--ranges") == tuple(RANGES)
+    for command in ("enhance", "evaluate"):
+        assert _choices(command, "--precision") == PRECISION_CHOICES
+    for command in ("enhance", "evaluate", "convert", "train", "tune-schedule"):
+        assert _choices(command, "--sampler") == SAMPLER_NAMES
+    assert _choices("train", "--sampler-start") == _choices("enhance", "--start") == START_NAMES
+    assert _choices("evaluate", "--pipeline") == ("auto", *PIPELINES)
+    assert _choices("train", "--preset") == tuple(PRESETS)
+    assert _choices("train", "--stage") == STAGES
+    assert _choices("train", "--amp") == AMP_MODES == ("off", "bf16", "fp16")
+
+
+def test_precision_names_without_torch_match_the_dtype_table():
+    import torch
+
+    from gsad.config import PRECISION_NAMES
+    from gsad.diffusion.denoiser import PRECISIONS
+
+    assert tuple(PRECISIONS) == PRECISION_NAMES
+    assert PRECISIONS == {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def test_train_sampler_flags_are_the_shared_ones_with_a_prefix_and_old_spellings_still_work():
+    argv = []
+    for name, (text, _) in SAMPLER_VALUES.items():
+        argv += ["--sampler" if name == "sampler" else "--sampler-" + name.replace("_", "-"), text]
+    args = _subparser("train").parse_args(argv)
+    assert sampler_overrides(args, prefix="sampler-") == {k: v for k, (_, v) in SAMPLER_VALUES.items()}
+    # the same checks as the shared flags (one table)
+    for flag in ("--sampler-ensemble", "--ensemble"):
+        command = "train" if flag.startswith("--sampler") else "enhance"
+        fixed = [] if command == "train" else ["in.png", "-o", "out.png"]
+        with pytest.raises(SystemExit):
+            _subparser(command).parse_args([*fixed, flag, "9"])
+    # benchmarks/default_model/train_v2.sh still passes --beta-start/--beta-end to gsad train
+    old = _subparser("train").parse_args(["--beta-start", "2e-3", "--beta-end", "0.7", "--sampler-steps", "3"])
+    assert sampler_overrides(old, prefix="sampler-") == {**dict.fromkeys(SAMPLER_FIELDS), "beta_start": 2e-3,
+                                                          "beta_end": 0.7, "steps": 3}

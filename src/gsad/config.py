@@ -196,6 +196,11 @@ START_NAMES = ("noise", "exposure", "soft-exposure")
 #: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
 MAX_ENSEMBLE = 8
 
+#: Precisions the network can run in (inference ``precision``; training ``amp`` uses the half
+#: ones). gsad.diffusion.denoiser.PRECISIONS maps each to its autocast dtype (kept here, without
+#: torch, for the configs and the CLI; a test asserts the two agree).
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")
 

@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from gsad.config import PRECISION_NAMES
 from gsad.diffusion.schedules import predict_x0
 
 if TYPE_CHECKING:
     from gsad.network.unet import UNet
 
-#: Names of the ``precision`` option and the autocast dtype each selects (None: plain float32).
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Names of the ``precision`` option (:data:`gsad.config.PRECISION_NAMES`) and the autocast dtype
+#: each selects (None: plain float32).
+PRECISIONS: dict[str, torch.dtype | None] = dict(
+    zip(PRECISION_NAMES, (None, torch.bfloat16, torch.float16), strict=True)
+)
 
 
 class InferenceNet(nn.Module):

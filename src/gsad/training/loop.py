@@ -66,6 +66,7 @@ from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoin
 from gsad.config import from_dict, load_yaml
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
+from gsad.diffusion.denoiser import PRECISIONS
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
 from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
@@ -323,7 +324,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         use_fp16 = config.amp == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_fp16)
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.autocast_dtype = PRECISIONS.get(config.amp)  # None for "off"
         self.step = 0
         if self.resume_state is not None:
             self._load_state(*self.resume_state)
