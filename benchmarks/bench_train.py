@@ -20,8 +20,8 @@ import time
 import torch
 
 from gsad.config import PRESETS, preset
+from gsad.devices import resolve_device
 from gsad.diffusion.schedules import training_schedule
-from gsad.inference import resolve_device
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.losses.structure import structure_distance
 from gsad.network import UNet

@@ -35,13 +35,15 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
-from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
+from gsad.devices import resolve_device
+from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
-from gsad.images import from_model, read_image, to_model
-from gsad.inference import pad_to_multiple, resolve_device, start_estimate
+from gsad.geometry import pad_to_multiple
+from gsad.images import from_model, read_image, start_estimate, to_model
 from gsad.metrics import score_pair
+from gsad.network.inference_net import PRECISIONS, InferenceNet
 
 METRICS = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")
 

@@ -83,7 +83,7 @@ def test_precision_names_without_torch_match_the_dtype_table():
     import torch
 
     from gsad.config import PRECISION_NAMES
-    from gsad.diffusion.denoiser import PRECISIONS
+    from gsad.network.inference_net import PRECISIONS
 
     assert tuple(PRECISIONS) == PRECISION_NAMES
     assert PRECISIONS == {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

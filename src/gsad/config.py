@@ -197,7 +197,7 @@ START_NAMES = ("noise", "exposure", "soft-exposure")
 MAX_ENSEMBLE = 8
 
 #: Precisions the network can run in (inference ``precision``; training ``amp`` uses the half
-#: ones). gsad.diffusion.denoiser.PRECISIONS maps each to its autocast dtype (kept here, without
+#: ones). gsad.network.inference_net.PRECISIONS maps each to its autocast dtype (kept here, without
 #: torch, for the configs and the CLI; a test asserts the two agree).
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
 
@@ -221,7 +221,7 @@ class SamplerConfig:
 
     ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;
-    :func:`gsad.inference.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
+    :func:`gsad.geometry.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
     mean: less residual noise for ``ensemble`` times the network evaluations.
     """
 

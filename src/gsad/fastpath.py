@@ -52,11 +52,12 @@ from pathlib import Path
 import torch
 
 from gsad.config import NetworkConfig
-from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
+from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import initial_state, sample_reference
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError
 from gsad.files import write_text_atomic
+from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.layers import nnpack_available
 from gsad.network.unet import UNet
 
@@ -83,7 +84,7 @@ CACHE_FILE = "fastpath.json"
 
 @dataclasses.dataclass(frozen=True)
 class FastPath:
-    """One way of running the network (the :class:`~gsad.diffusion.denoiser.InferenceNet` options)."""
+    """One way of running the network (the :class:`~gsad.network.inference_net.InferenceNet` options)."""
 
     precision: str
     winograd: bool

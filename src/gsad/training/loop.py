@@ -66,12 +66,12 @@ from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoin
 from gsad.config import from_dict, load_yaml
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
-from gsad.diffusion.denoiser import PRECISIONS
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
 from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
-from gsad.inference import start_estimate
+from gsad.images import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
+from gsad.network.inference_net import PRECISIONS
 from gsad.network.unet import UNet
 from gsad.training.config import TrainConfig
 from gsad.training.distributed import Context, cleanup, setup, wrap_model
