@@ -737,7 +737,7 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     from gsad.data.layouts import find_pairs
     from gsad.inference import Enhancer
     from gsad.metrics import require_skimage
-    from gsad.tuning import format_trials, tune_schedule
+    from gsad.tuning import SearchSpace, format_trials, tune_schedule
 
     source = resolve_checkpoint(args.checkpoint)
     target = Path(args.output) if args.output else source
@@ -752,9 +752,10 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
         OutputPlan([p for pair in pairs for p in (pair.low, pair.high)]).check(target, args.overwrite)
     require_skimage()
     enhancer = Enhancer(source, device=args.device)
-    trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
-                           seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric,
-                           ensembles=args.ensembles, max_evaluations=args.max_evaluations)
+    space = SearchSpace(sampler=args.sampler, steps=args.steps, beta_starts=args.beta_starts,
+                        beta_ends=args.beta_ends, starts=args.starts, ensembles=args.ensembles,
+                        max_evaluations=args.max_evaluations, seed=args.seed, metric=args.metric)
+    trials = tune_schedule(enhancer, pairs, space, crop=args.crop)
     print(format_trials(trials))
     best = trials[0]
     print(f"best by {args.metric}: {best.settings} (PSNR {best.psnr:.2f} dB, SSIM {best.ssim:.4f} "

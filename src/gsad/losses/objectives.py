@@ -120,6 +120,9 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t index, level sqrt(a), noise target, x_t) for a batch of ground truths x0 = ``high``.
 
+    The noise target is the drawn eps, or for warm-start samples the effective noise eps_eff
+    of :func:`noised_input` (so the callers call it ``target``, not ``eps``).
+
     With ``start`` and ``warm_start`` > 0, each sample whose level has alpha_bar <=
     :data:`WARM_MAX_ALPHA_BAR` is noised from ``start`` with probability ``warm_start``
     (:func:`noised_input`); the extra uniform draws are made only then, so runs without
@@ -178,13 +181,13 @@ def stage1_objective(
     Returns:
         (scalar loss, logs ``{"loss"}`` as detached scalars).
     """
-    _, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
+    _, level, target, x_t = _draw(high, schedule, generator, start, warm_start)
     eps_hat, log_uncertainty = net(torch.cat([low, x_t], dim=1), level)
     if log_uncertainty is None:
         raise ValueError("stage1_objective needs a network with an uncertainty head")
     with _full_precision(high.device):
         w = loss_weight(level, weighting)  # |w a - w b| = w |a - b| with w > 0
-        loss = stage1_loss(w * eps_hat.float(), w * eps, log_uncertainty.float())
+        loss = stage1_loss(w * eps_hat.float(), w * target, log_uncertainty.float())
     return loss, {"loss": loss.detach()}
 
 
@@ -234,7 +237,7 @@ def gsad_objective(
     Returns:
         (scalar loss, logs ``{"loss", "loss_pix", "loss_structure"}`` as detached scalars).
     """
-    t_index, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
+    t_index, level, target, x_t = _draw(high, schedule, generator, start, warm_start)
     z = _noise(high, generator)
     inputs = torch.cat([low, x_t], dim=1)
     eps_hat, _ = net(inputs, level)
@@ -246,7 +249,7 @@ def gsad_objective(
     with _full_precision(high.device):
         eps_hat = eps_hat.float()
         weights = uncertainty_weights(log_uncertainty.float()) * loss_weight(level, weighting)
-        loss_pix = pixel_loss(eps_hat, eps, weights, PIXEL_LOSS_SCALE)
+        loss_pix = pixel_loss(eps_hat, target, weights, PIXEL_LOSS_SCALE)
         if structure_weight == 0:
             loss_structure = torch.zeros((), device=high.device)
             loss = loss_pix
