@@ -92,6 +92,9 @@ def test_callback_counts_steps_and_registry():
              lambda i, n: steps.append((i, n)))
         assert steps == [(i, 6) for i in range(1, 7)], name
     assert set(SAMPLERS) == {"reference", "ddim", "dpmpp"}
+    from gsad.config import SAMPLER_NAMES
+
+    assert tuple(SAMPLERS) == SAMPLER_NAMES  # the config's list (no torch) names the same samplers
 
 
 class RecordingNet(ZeroNet):
