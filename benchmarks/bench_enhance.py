@@ -60,7 +60,8 @@ from gsad.checkpoints import load_checkpoint, to_reference_state_dict  # noqa: E
 from gsad.config import PRESETS, SAMPLER_NAMES, NetworkConfig, SamplerConfig  # noqa: E402
 from gsad.errors import ConfigError  # noqa: E402
 from gsad.fastpath import PRECISION_CHOICES, cpu_model, machine  # noqa: E402
-from gsad.inference import Enhancer, default_checkpoint, pad_to_multiple  # noqa: E402
+from gsad.geometry import pad_to_multiple  # noqa: E402
+from gsad.inference import Enhancer, default_checkpoint  # noqa: E402
 from gsad.network.unet import UNet  # noqa: E402
 
 # ------------------------------------------------------------------------------------------

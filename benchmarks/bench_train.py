@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from gsad.config import preset
+from gsad.config import PRESETS, preset
+from gsad.devices import resolve_device
 from gsad.diffusion.schedules import training_schedule
-from gsad.inference import resolve_device
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.losses.structure import structure_distance
 from gsad.network import UNet
@@ -86,7 +86,7 @@ def structure_seconds(args: argparse.Namespace, device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="paper", choices=("paper", "small", "tiny"))
+    parser.add_argument("--preset", default="paper", choices=tuple(PRESETS))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant")

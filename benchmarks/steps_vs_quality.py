@@ -35,13 +35,15 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
-from gsad.diffusion.denoiser import Denoiser, InferenceNet
-from gsad.diffusion.samplers import SAMPLERS
+from gsad.devices import resolve_device
+from gsad.diffusion.denoiser import Denoiser
+from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
-from gsad.images import from_model, read_image, to_model
-from gsad.inference import pad_to_multiple, resolve_device, start_estimate
+from gsad.geometry import pad_to_multiple
+from gsad.images import from_model, read_image, start_estimate, to_model
 from gsad.metrics import score_pair
+from gsad.network.inference_net import PRECISIONS, InferenceNet
 
 METRICS = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")
 
@@ -74,8 +76,8 @@ def enhance(net: InferenceNet, low_u8: np.ndarray, sampler: str, schedule: Sched
     estimate = start_estimate(low, start, net.config.stride)
     net.precompute(schedule.sqrt_alpha_bar)
     generator = torch.Generator().manual_seed(seed)
-    out = SAMPLERS[sampler](Denoiser(net, cond), tuple(cond.shape), schedule, generator, None, device,
-                            start=estimate)
+    x = initial_state(tuple(cond.shape), schedule, generator, device, estimate)
+    out = SAMPLERS[sampler](Denoiser(net, cond), x, schedule, generator)
     return from_model(out[..., :h, :w])
 
 
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="sampler seed (default: the checkpoint's)")
     p.add_argument("--start", choices=START_NAMES, help="trajectory start (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
     p.add_argument("--no-winograd", action="store_true", help="turn off NNPACK Winograd convolutions (CPU)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the rows and settings as JSON")
     args = p.parse_args(argv)

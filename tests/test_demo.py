@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import gsad.inference
+import gsad.tiling
 from gsad.cli import main
 from gsad.config import SamplerConfig
 from gsad.demo import INSTALL_HINT, QUEUE_SIZE, enhance_upload, example_photos, read_upload
@@ -138,8 +138,8 @@ def test_enhance_upload_gives_each_request_its_own_file(enhancer, tmp_path, dark
 def test_enhance_upload_tiles_large_photos_like_the_cli(enhancer, tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     photo = rng.integers(0, 60, (48, 72, 3), dtype=np.uint8)
-    monkeypatch.setattr(gsad.inference, "AUTO_TILE_PIXELS", 1000)
-    monkeypatch.setattr(gsad.inference, "AUTO_TILE", 32)
+    monkeypatch.setattr(gsad.tiling, "AUTO_TILE_PIXELS", 1000)
+    monkeypatch.setattr(gsad.tiling, "AUTO_TILE", 32)
     _, after, _ = enhance_upload(enhancer, _save(tmp_path / "big.png", photo), tmp_path / "out", sampler="ddim")
     np.testing.assert_array_equal(after, enhancer.enhance(photo, sampler="ddim", tile=None))
     assert not np.array_equal(after, enhancer.enhance(photo, sampler="ddim", tile=0))  # tiling was in effect
@@ -214,17 +214,17 @@ class GatedEnhancer:
         self.gate, self.entered = threading.Event(), threading.Event()
         self.lock, self.running, self.most = threading.Lock(), 0, 0
 
-    def settings(self, **overrides):
-        return self.inner.settings(**overrides)
+    def settings(self, *base, **overrides):
+        return self.inner.settings(*base, **overrides)
 
-    def enhance(self, image, **kwargs):
+    def enhance(self, image, *settings, **kwargs):
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
         try:
             self.entered.set()
             assert self.gate.wait(60), "test gate never opened"
-            return self.inner.enhance(image, **kwargs)
+            return self.inner.enhance(image, *settings, **kwargs)
         finally:
             with self.lock:
                 self.running -= 1

@@ -12,7 +12,7 @@ from gsad.cli import main
 from gsad.errors import ConfigError
 from gsad.evaluation import REFERENCE_BORDERS, default_pipeline, model_predictor
 from gsad.images import from_model, read_image, to_model
-from gsad.inference import Enhancer, pad_symmetric
+from gsad.inference import Enhancer
 
 
 def _lol_v1(root, images):
@@ -28,21 +28,6 @@ def _lol_v1(root, images):
 
 def _two_images(dark_image):
     return {"1": dark_image, "2": np.ascontiguousarray(dark_image[::-1, ::-1])}
-
-
-def test_pad_symmetric_is_opencv_border_reflect():
-    """OpenCV's BORDER_REFLECT repeats the edge pixel: fedcba|abcdefgh|hgfedcb (its documentation);
-    numpy calls it "symmetric". torch's "reflect" does not repeat it."""
-    row = torch.arange(1.0, 9.0).view(1, 1, 1, 8)  # a..h = 1..8
-    padded = pad_symmetric(row.expand(1, 1, 2, 8), (0, 0, 6, 7))[0, 0, 0]
-    assert padded.tolist() == [6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2]
-    x = torch.randn(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
-    ours = pad_symmetric(x, (8, 8, 4, 4))
-    expected = np.pad(x.numpy(), ((0, 0), (0, 0), (8, 8), (4, 4)), mode="symmetric")
-    assert ours.shape == (1, 3, 36, 36) and np.array_equal(ours.numpy(), expected)
-    assert not torch.equal(ours, torch.nn.functional.pad(x, (4, 4, 8, 8), mode="reflect"))
-    with pytest.raises(ValueError):
-        pad_symmetric(x, (21, 0, 0, 0))
 
 
 def test_reference_borders_by_layout():

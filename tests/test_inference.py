@@ -5,9 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
+from gsad.config import SamplerConfig
 from gsad.errors import ConfigError
+from gsad.geometry import grid_symmetry
 from gsad.images import read_image
-from gsad.inference import Enhancer, grid_symmetry, pad_to_multiple, resolve_device
+from gsad.inference import Enhancer
 
 
 def _reference_run(reference_dir, precision):
@@ -57,19 +59,35 @@ def test_seed_and_sampler_overrides(tiny_checkpoint, dark_image):
         enh.enhance(dark_image, sampler="euler")
 
 
+def test_settings_travel_as_one_object_or_as_keywords(tiny_checkpoint, dark_image):
+    enh = Enhancer(tiny_checkpoint, device="cpu")
+    settings = SamplerConfig(sampler="ddim", steps=3, beta_start=1e-3, beta_end=0.8, seed=5, start="exposure",
+                             ensemble=2)
+    as_object = enh.enhance(dark_image, settings)
+    as_keywords = enh.enhance(dark_image, **dataclasses.asdict(settings))
+    assert np.array_equal(as_object, as_keywords)
+    assert not np.array_equal(as_object, enh.enhance(dark_image))  # not the checkpoint's defaults
+    # keywords override single options of the object; unset ones keep its values
+    assert np.array_equal(enh.enhance(dark_image, settings, seed=6),
+                          enh.enhance(dark_image, dataclasses.replace(settings, seed=6)))
+    assert enh.settings(settings, steps=4) == dataclasses.replace(settings, steps=4)
+    with pytest.raises(TypeError, match="SamplerConfig"):
+        enh.enhance(dark_image, "ddim")
+
+
 def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark_image, monkeypatch):
-    from gsad.diffusion import samplers
+    from gsad import trajectories
     from gsad.images import adjust_exposure, auto_exposure, soft_auto_exposure, to_model
 
     enh = Enhancer(tiny_checkpoint, device="cpu")
     seen = {}
-    original = samplers.sample_ddim
+    original = trajectories.initial_state
 
-    def spy(*args, start=None, **kwargs):
-        seen["start"] = start
-        return original(*args, start=start, **kwargs)
+    def spy(*args, **kwargs):
+        seen["start"] = args[4]
+        return original(*args, **kwargs)
 
-    monkeypatch.setitem(samplers.SAMPLERS, "ddim", spy)
+    monkeypatch.setattr(trajectories, "initial_state", spy)
     warm = enh.enhance(dark_image, sampler="ddim", start="exposure")
     # the estimate is the auto-exposure of the input, reflect-padded like the condition (20 x 28 -> stride 4)
     expected = to_model(auto_exposure(dark_image))
@@ -82,25 +100,6 @@ def test_exposure_start_uses_the_whole_image_auto_exposure(tiny_checkpoint, dark
     assert not torch.equal(seen["start"], to_model(auto_exposure(dim)))
     with pytest.raises(ConfigError, match="start"):
         enh.enhance(dark_image, start="image")
-
-
-def test_pad_to_multiple_reflects_and_handles_tiny_images():
-    x = torch.arange(12.0).reshape(1, 1, 3, 4)
-    y, (h, w) = pad_to_multiple(x, 4)
-    assert y.shape == (1, 1, 4, 4) and (h, w) == (3, 4)
-    assert torch.equal(y[0, 0, 3], x[0, 0, 1])  # reflected row
-    z, _ = pad_to_multiple(torch.ones(1, 1, 1, 1), 16)
-    assert z.shape == (1, 1, 16, 16)
-
-
-def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(ConfigError, match="device"):
-        resolve_device("tpu9")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA"):
-            resolve_device("cuda")
 
 
 def test_gsad_exports_enhancer_lazily():
@@ -118,16 +117,6 @@ def test_gsad_exports_enhancer_lazily():
 
     assert run.stdout.split() == ["False", "False", "True", "True", gsad.__version__]
     assert gsad.Enhancer is Enhancer
-
-
-@pytest.mark.parametrize("k", range(8))
-def test_grid_symmetries_invert_and_are_distinct(k):
-    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)
-    y = grid_symmetry(x, k)
-    assert y.shape == ((1, 2, 5, 3) if k >= 4 else x.shape)
-    assert torch.equal(grid_symmetry(y, k, inverse=True), x)
-    others = [grid_symmetry(x, j) for j in range(8) if j != k]
-    assert not any(o.shape == y.shape and torch.equal(o, y) for o in others)
 
 
 def test_ensemble_averages_symmetric_trajectories(tiny_checkpoint, dark_image):

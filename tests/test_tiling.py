@@ -70,7 +70,7 @@ def test_tiled_matches_untiled_on_medium_image():
 
 def test_tiling_same_noise_per_position():
     """The sampler draws full-size noise, so the noise under a pixel never depends on tiles."""
-    from gsad.diffusion import SAMPLERS, Schedule
+    from gsad.diffusion import SAMPLERS, Schedule, initial_state
     from gsad.tiling import TiledDenoiser
 
     class Local(torch.nn.Module):  # a purely local network: tiling must change nothing
@@ -81,7 +81,10 @@ def test_tiling_same_noise_per_position():
     sched = Schedule.linear(4, 1e-3, 0.7)
     from gsad.diffusion import Denoiser
 
-    a = SAMPLERS["reference"](Denoiser(Local(), cond), cond.shape, sched, torch.Generator().manual_seed(3))
-    b = SAMPLERS["reference"](TiledDenoiser(Local(), cond, 16, 4, 4), cond.shape, sched,
-                              torch.Generator().manual_seed(3))
+    runs = []
+    for denoiser in (Denoiser(Local(), cond), TiledDenoiser(Local(), cond, 16, 4, 4)):
+        generator = torch.Generator().manual_seed(3)
+        x = initial_state(tuple(cond.shape), sched, generator, "cpu")
+        runs.append(SAMPLERS["reference"](denoiser, x, sched, generator))
+    a, b = runs
     assert torch.allclose(a, b, atol=1e-5)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -7,7 +9,7 @@ from gsad.cli import main
 from gsad.data.layouts import find_pairs
 from gsad.errors import ConfigError
 from gsad.inference import Enhancer
-from gsad.tuning import format_trials, tune_schedule
+from gsad.tuning import SearchSpace, format_trials, tune_schedule
 
 
 def _pairs(root):
@@ -24,21 +26,21 @@ def _pairs(root):
 def test_tune_schedule_tries_the_grid_and_sorts(tmp_path, tiny_checkpoint):
     pairs = find_pairs(_pairs(tmp_path / "d"))
     enh = Enhancer(tiny_checkpoint, device="cpu")
-    trials = tune_schedule(enh, pairs, "ddim", steps=(1, 2), beta_starts=(1e-3,), beta_ends=(0.5, 0.9), progress=False)
+    space = SearchSpace("ddim", steps=(1, 2), beta_starts=(1e-3,), beta_ends=(0.5, 0.9))
+    trials = tune_schedule(enh, pairs, space, progress=False)
     assert len(trials) == 4
     assert [t.psnr for t in trials] == sorted((t.psnr for t in trials), reverse=True)
     assert {(t.settings.steps, t.settings.beta_end) for t in trials} == {(1, 0.5), (1, 0.9), (2, 0.5), (2, 0.9)}
     assert "beta_start" in format_trials(trials)
-    both = tune_schedule(enh, pairs, "ddim", steps=(2,), beta_starts=(1e-3,), beta_ends=(0.5,), progress=False,
-                         starts=("noise", "exposure"))
+    both = tune_schedule(enh, pairs, SearchSpace("ddim", steps=(2,), beta_starts=(1e-3,), beta_ends=(0.5,),
+                                                 starts=("noise", "exposure")), progress=False)
     assert sorted(t.settings.start for t in both) == ["exposure", "noise"] and "exposure" in format_trials(both)
-    by_ssim = tune_schedule(enh, pairs, "ddim", steps=(1, 2), beta_starts=(1e-3,), beta_ends=(0.5, 0.9),
-                            progress=False, metric="ssim")
+    by_ssim = tune_schedule(enh, pairs, dataclasses.replace(space, metric="ssim"), progress=False)
     assert [t.ssim for t in by_ssim] == sorted((t.ssim for t in trials), reverse=True)
     with pytest.raises(ConfigError, match="nothing to try"):
-        tune_schedule(enh, pairs, "ddim", steps=(1,), beta_starts=(0.9,), beta_ends=(0.5,), progress=False)
+        tune_schedule(enh, pairs, SearchSpace("ddim", steps=(1,), beta_starts=(0.9,), beta_ends=(0.5,)), progress=False)
     with pytest.raises(ConfigError, match="unknown metric 'lpips'"):
-        tune_schedule(enh, pairs, "ddim", steps=(1,), progress=False, metric="lpips")
+        tune_schedule(enh, pairs, SearchSpace("ddim", steps=(1,), metric="lpips"), progress=False)
 
 
 def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoint, capsys):
@@ -68,8 +70,9 @@ def test_tune_schedule_cli_writes_winner_into_checkpoint(tmp_path, tiny_checkpoi
 def test_tune_schedule_ensembles_within_an_evaluation_budget(tmp_path, tiny_checkpoint):
     pairs = find_pairs(_pairs(tmp_path / "d"))
     enh = Enhancer(tiny_checkpoint, device="cpu")
-    trials = tune_schedule(enh, pairs, "ddim", steps=(1, 2, 3), beta_starts=(1e-3,), beta_ends=(0.5,), progress=False,
-                           ensembles=(1, 2), max_evaluations=4)
+    space = SearchSpace("ddim", steps=(1, 2, 3), beta_starts=(1e-3,), beta_ends=(0.5,), ensembles=(1, 2),
+                        max_evaluations=4)
+    trials = tune_schedule(enh, pairs, space, progress=False)
     # 3 x 2 = 6 evaluations is over the budget; the other five points are tried
     assert sorted((t.settings.steps, t.settings.ensemble) for t in trials) == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
     assert all(t.evaluations == t.settings.steps * t.settings.ensemble <= 4 for t in trials)
@@ -79,10 +82,10 @@ def test_tune_schedule_ensembles_within_an_evaluation_budget(tmp_path, tiny_chec
     keys = [(-round(t.psnr, 3), t.evaluations) for t in trials]
     assert keys == sorted(keys)
     with pytest.raises(ConfigError, match="evaluation budget"):
-        tune_schedule(enh, pairs, "ddim", steps=(2,), beta_ends=(0.5,), progress=False, ensembles=(2,),
-                      max_evaluations=3)
+        tune_schedule(enh, pairs, SearchSpace("ddim", steps=(2,), beta_ends=(0.5,), ensembles=(2,), max_evaluations=3),
+                      progress=False)
     with pytest.raises(ConfigError, match="ensemble: must be a whole number from 1 to 8"):
-        tune_schedule(enh, pairs, "ddim", steps=(1,), beta_ends=(0.5,), progress=False, ensembles=(9,))
+        tune_schedule(enh, pairs, SearchSpace("ddim", steps=(1,), beta_ends=(0.5,), ensembles=(9,)), progress=False)
 
 
 def test_tune_schedule_cli_stores_the_ensemble(tmp_path, tiny_checkpoint, capsys):

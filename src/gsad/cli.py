@@ -21,7 +21,10 @@ from gsad.config import (
     MAX_EXPOSURE,
     MAX_STEPS,
     MAX_TILE,
+    PRESETS,
+    SAMPLER_FIELDS,
     START_NAMES,
+    SamplerConfig,
     check_beta,
     check_ensemble,
     check_exposure,
@@ -29,6 +32,7 @@ from gsad.config import (
     check_real,
     check_seed,
     check_steps,
+    with_overrides,
 )
 from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import ConfigError, GsadError, InputError
@@ -121,30 +125,50 @@ def _scale(text: str) -> float:
     return 1.0 if text.strip() in ("1", "1.0") else _unit_number(text, closed=False)
 
 
-#: Names of the degradation presets (gsad.data.synthesize.RANGES; listed here so that the
-#: parser does not import the data stack).
-RANGE_NAMES = ("default", "holdout", "broad", "dark-noisy", "phone-jpeg", "color-cast", "near-normal")
+def _sampler_flags() -> dict[str, dict[str, object]]:
+    """argparse keywords of the flag of each SamplerConfig field (the one table behind every
+    command's sampler flags)."""
+    return {
+        "sampler": {"choices": SAMPLER_CHOICES,
+                    "help": "reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
+                            "dpmpp: deterministic DPM-Solver++(2M), fewer steps"},
+        "steps": {"type": _steps,
+                  "help": f"number of sampling steps, 1-{MAX_STEPS}, fewer where the betas would drive alpha_bar "
+                          "below 1e-30 (paper: 20 for LOL-v1, 10 for LOL-v2)"},
+        "beta_start": {"type": _beta, "help": "first beta of the short linear test schedule (paper LOL-v1: 6e-4)"},
+        "beta_end": {"type": _beta, "help": "last beta of the short linear test schedule (paper LOL-v1: 0.88)"},
+        "seed": {"type": _seed,
+                 "help": "seed of the sampler's noise, 0 to 2**32 - 1; same seed, same output on any device"},
+        "start": {"choices": START_NAMES,
+                  "help": "noise: start the trajectory from pure noise (the paper); exposure: from the input's "
+                          "global auto-exposure, noised to the schedule's first level (warm start); "
+                          "soft-exposure: from the soft auto-exposure (no gain for well-exposed inputs)"},
+        "ensemble": {"type": _ensemble, "metavar": "N",
+                     "help": f"average N trajectories run on flipped/transposed copies of the input "
+                             f"(1-{MAX_ENSEMBLE}): less residual noise, N times the time"},
+    }
 
 
-def add_sampler_options(parser: argparse.ArgumentParser) -> None:
-    """Sampler flags shared by enhance, evaluate and convert; unset ones use the checkpoint's defaults."""
-    g = parser.add_argument_group("sampler (defaults come from the checkpoint)")
-    g.add_argument("--sampler", choices=SAMPLER_CHOICES,
-                   help="reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
-                        "dpmpp: deterministic DPM-Solver++(2M), fewer steps")
-    g.add_argument("--steps", type=_steps,
-                   help=f"number of sampling steps, 1-{MAX_STEPS}, fewer where the betas would drive alpha_bar "
-                        "below 1e-30 (paper: 20 for LOL-v1, 10 for LOL-v2)")
-    g.add_argument("--beta-start", type=_beta, help="first beta of the short linear test schedule (paper LOL-v1: 6e-4)")
-    g.add_argument("--beta-end", type=_beta, help="last beta of the short linear test schedule (paper LOL-v1: 0.88)")
-    g.add_argument("--seed", type=_seed,
-                   help="seed of the sampler's noise, 0 to 2**32 - 1; same seed, same output on any device")
-    g.add_argument("--start", choices=START_NAMES,
-                   help="noise: start the trajectory from pure noise (the paper); exposure: from the input's "
-                        "global auto-exposure, noised to the schedule's first level (warm start)")
-    g.add_argument("--ensemble", type=_ensemble, metavar="N",
-                   help=f"average N trajectories run on flipped/transposed copies of the input (1-{MAX_ENSEMBLE}): "
-                        "less residual noise, N times the time")
+def sampler_flag(name: str, prefix: str = "") -> str:
+    """The flag of SamplerConfig field ``name``: ``--sampler``, else ``--PREFIXname`` with dashes."""
+    return "--sampler" if name == "sampler" else f"--{prefix}{name.replace('_', '-')}"
+
+
+def _sampler_dest(name: str, prefix: str) -> str:
+    return sampler_flag(name, prefix)[2:].replace("-", "_")
+
+
+def add_sampler_options(
+    parser: argparse.ArgumentParser, prefix: str = "", title: str = "sampler (defaults come from the checkpoint)"
+) -> None:
+    """One flag per SamplerConfig field (:data:`~gsad.config.SAMPLER_FIELDS`), unset (None) by
+    default: ``--sampler``, ``--steps`` ... ``--ensemble`` for enhance, evaluate and convert;
+    ``gsad train`` spells them ``--sampler-steps`` ... (``prefix="sampler-"``), since its own
+    ``--seed`` is the training seed."""
+    flags = _sampler_flags()
+    g = parser.add_argument_group(title)
+    for name in SAMPLER_FIELDS:  # a field without an entry in the table is a KeyError, not a lost option
+        g.add_argument(sampler_flag(name, prefix), dest=_sampler_dest(name, prefix), **flags[name])
 
 
 def add_speed_options(parser: argparse.ArgumentParser, evaluate: bool = False) -> None:
@@ -168,12 +192,14 @@ def report_path(enhancer: object, args: argparse.Namespace) -> None:
         print(f"{PROG}: network: {enhancer.fast_path.describe()}", file=sys.stderr)
 
 
-_SAMPLER_KEYS = ("sampler", "steps", "beta_start", "beta_end", "seed", "start", "ensemble")
+def sampler_overrides(args: argparse.Namespace, prefix: str = "") -> dict[str, object]:
+    """The sampler flags given on the command line (None where unset), keyed by SamplerConfig field."""
+    return {k: getattr(args, _sampler_dest(k, prefix)) for k in SAMPLER_FIELDS}
 
 
-def sampler_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The sampler flags given on the command line, as Enhancer.settings() keyword arguments."""
-    return {k: getattr(args, k) for k in _SAMPLER_KEYS}
+#: Old spellings of ``gsad train``'s sampler flags kept working (scripts use them), hidden from
+#: --help: flag -> the SamplerConfig field it sets.
+TRAIN_HIDDEN_ALIASES = {"--beta-start": "beta_start", "--beta-end": "beta_end"}
 
 
 # ----------------------------------------------------------------------------------------
@@ -301,10 +327,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
         try:
             with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
                       disable=not ctx.is_main) as bar:
-                out = enhancer.enhance(
-                    pixels, **{k: getattr(settings, k) for k in _SAMPLER_KEYS},
-                    tile=args.tile, exposure=args.exposure, callback=lambda i, n: bar.update(1),
-                )
+                out = enhancer.enhance(pixels, settings, tile=args.tile, exposure=args.exposure,
+                                       callback=lambda i, n: bar.update(1))
             write_image(dst, out, overwrite=args.overwrite)
         except (InputError, ModelOutputError) as exc:
             report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
@@ -330,14 +354,12 @@ def _add_convert(p: argparse.ArgumentParser) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
     from gsad.files import OutputPlan
-    from gsad.inference import Enhancer
-
     target = Path(args.target)
     if target.suffix != ".safetensors":
         raise InputError(f"{target}: the output must be a .safetensors file")
     OutputPlan([resolve_checkpoint(args.source)]).check(target, args.overwrite)
     model, sampler, _ = load_checkpoint(args.source)
-    settings = Enhancer.from_model(model, sampler, device="cpu", precision="fp32").settings(**sampler_overrides(args))
+    settings = with_overrides(sampler, **sampler_overrides(args))
     save_checkpoint(target, model, settings, {"converted_from": Path(args.source).name}, overwrite=args.overwrite)
     print(f"{args.source} -> {target} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
@@ -349,6 +371,8 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _add_synthesize(p: argparse.ArgumentParser) -> None:
+    from gsad.data.synthesize import RANGES
+
     p.add_argument("photos", nargs="?", metavar="PHOTOS_DIR",
                    help="folder of normal-light photos (omit with --bundled)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
@@ -358,7 +382,7 @@ def _add_synthesize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0,
                    help="seed, 0 to 2**32 - 1; the same seed gives the same bytes (default 0)")
     p.add_argument("--count", type=_positive_int, help="use only the first N photos (by name)")
-    p.add_argument("--ranges", choices=RANGE_NAMES, default="default",
+    p.add_argument("--ranges", choices=tuple(RANGES), default="default",
                    help="degradation preset: 'default' (the first default model's training camera), 'holdout' "
                         "(a different camera, darker and noisier), 'broad' (many cameras, tone curves, JPEG, blur; "
                         "the second default model's training pipeline) or a held-out family outside broad: "
@@ -407,20 +431,21 @@ e.g. the paper's LOL-v2-real settings with its released weights:
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from gsad.data.layouts import LAYOUTS, SPLITS
+    from gsad.evaluation import PIPELINES
+
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = _EVALUATE_EPILOG
     p.add_argument("--data", required=True, metavar="DIR", help="paired dataset (LOL-v1, LOL-v2 or low/ + high/)")
-    p.add_argument("--layout", default="auto",
-                   choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"),
-                   help="dataset layout (default: detected)")
-    p.add_argument("--split", default="test", choices=("train", "test"),
+    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS), help="dataset layout (default: detected)")
+    p.add_argument("--split", default="test", choices=SPLITS,
                    help="LOL split to score (default test; ignored by the low/ + high/ layout)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="C", help="enhance the low images with this model, then score")
     src.add_argument("--predictions", metavar="DIR",
                      help="score another method's outputs in DIR, matched to the pairs by file stem")
     add_sampler_options(p)
-    p.add_argument("--pipeline", default="auto", choices=("auto", "reference", "enhance"),
+    p.add_argument("--pipeline", default="auto", choices=("auto", *PIPELINES),
                    help="how --checkpoint runs on the pairs (see below); auto: reference on LOL layouts, "
                         "enhance on low/ + high/ folders")
     p.add_argument("--cuda-noise", action="store_true",
@@ -538,7 +563,9 @@ Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is glob
 def _add_train(p: argparse.ArgumentParser) -> None:
     import textwrap
 
-    from gsad.training.config import shipped_configs
+    from gsad.data.layouts import LAYOUTS
+    from gsad.data.synthesize import RANGES
+    from gsad.training.config import AMP_MODES, STAGES, shipped_configs
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     shipped = textwrap.fill(", ".join(shipped_configs()) or "none", width=92, initial_indent="  ",
@@ -551,19 +578,19 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out from its last saved state (same optimizer, EMA, step, data "
                         "order); only steps, logging, validation, workers and device may change")
     g.add_argument("--device", help="auto (CUDA when available; default), cpu or cuda")
-    g.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision of the network (default off)")
+    g.add_argument("--amp", choices=AMP_MODES, help="autocast precision of the network (default off)")
     g.add_argument("--seed", type=_seed,
                    help="seed of data order, crops and noise, 0 to 2**32 - 1 (default 0; rank r uses seed + r)")
     g.add_argument("--num-workers", type=_workers, help="DataLoader worker processes, 0-256 (default 0)")
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="DIR",
                    help="training pairs (LOL layout or low/ + high/), or photos with --synthetic")
-    g.add_argument("--layout", choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"),
+    g.add_argument("--layout", choices=("auto", *LAYOUTS),
                    help="layout of --data (default auto)")
     g.add_argument("--synthetic", action=argparse.BooleanOptionalAction,
                    help="--data is a folder of normal photos, darkened on the fly into training pairs")
     g.add_argument("--crop", type=_positive_int, help="side of the random square crops (default 96)")
-    g.add_argument("--ranges", choices=RANGE_NAMES,
+    g.add_argument("--ranges", choices=tuple(RANGES),
                    help="degradation preset of --synthetic training: default (the first default model's camera), "
                         "broad (many cameras, tone curves, JPEG, blur; the second's), holdout or a held-out family")
     g.add_argument("--min-scale", type=_scale, metavar="Z",
@@ -573,13 +600,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="keep decoded training images in memory (faster for a few large photos; default off)")
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips (default on)")
     g = p.add_argument_group("model")
-    g.add_argument("--stage", choices=("uncertainty", "gsad"),
+    g.add_argument("--stage", choices=STAGES,
                    help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init")
     g.add_argument("--init", metavar="RUN_OR_CHECKPOINT",
                    help="starting weights: stage gsad needs the stage-1 run directory or checkpoint (it also "
                         "gives the uncertainty map and the architecture); optional for stage uncertainty (a stage-2 "
                         "model gives its U-Net, with a new uncertainty head)")
-    g.add_argument("--preset", choices=("paper", "small", "tiny"), help="network preset of stage 1 (default tiny)")
+    g.add_argument("--preset", choices=tuple(PRESETS), help="network preset of stage 1 (default tiny)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_positive_int, help="train until this step (default 1000)")
     g.add_argument("--batch-size", type=_positive_int, help="global batch size, split over processes (default 8)")
@@ -603,33 +630,33 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=_positive_int, help="save a checkpoint every N steps (default 1000)")
     g.add_argument("--keep-states", type=_positive_int, help="resumable .state.pt files kept (default 2)")
     g.add_argument("--log-every", type=_positive_int, help="write a log.csv row every N steps (default 50)")
-    g = p.add_argument_group("validation (sampler settings are also stored in the checkpoints)")
+    g = p.add_argument_group("validation")
     g.add_argument("--val-data", metavar="DIR", help="validation pairs (test split of a LOL layout, or low/ + high/)")
     g.add_argument("--val-every", type=_positive_int, help="validate every N steps (default 1000)")
     g.add_argument("--val-count", type=_positive_int, help="validate on the first N pairs by name (default all)")
-    g.add_argument("--sampler", choices=SAMPLER_CHOICES, help="sampler for validation (default reference)")
-    g.add_argument("--sampler-steps", type=_steps, help=f"sampling steps, 1-{MAX_STEPS} (default 20)")
-    g.add_argument("--beta-start", type=_beta, help="first beta of the test schedule (default 6e-4)")
-    g.add_argument("--beta-end", type=_beta, help="last beta of the test schedule (default 0.88)")
-    g.add_argument("--sampler-seed", type=_seed, help="seed of the sampler's noise, 0 to 2**32 - 1 (default 4088)")
-    g.add_argument("--sampler-start", choices=START_NAMES,
-                   help="trajectory start: noise, exposure or soft-exposure (default noise)")
+    defaults = SamplerConfig()
+    add_sampler_options(p, prefix="sampler-", title=(
+        f"sampler of validation, also stored in the checkpoints as their defaults (default {defaults.sampler}, "
+        f"{defaults.steps} steps, beta {defaults.beta_start:g} -> {defaults.beta_end:g}, seed {defaults.seed}, "
+        f"start {defaults.start}, ensemble {defaults.ensemble}); the flags of enhance, spelt --sampler-NAME"))
+    flags = _sampler_flags()
+    for old, name in TRAIN_HIDDEN_ALIASES.items():
+        p.add_argument(old, dest=_sampler_dest(name, "sampler-"), type=flags[name]["type"], help=argparse.SUPPRESS)
 
 
-_TRAIN_KEYS = (
-    "out", "device", "amp", "seed", "num_workers", "data", "layout", "synthetic", "crop", "ranges", "min_scale",
-    "cache", "flip", "stage", "init", "preset", "max_steps", "batch_size", "lr", "ema_decay", "ema_start",
-    "structure_weight", "num_clusters", "patch_size", "loss_weighting", "warm_start", "checkpoint_every",
-    "keep_states", "log_every", "val_data", "val_every", "val_count",
-)
+#: TrainConfig fields without a flag of their own: the architecture comes from --preset (or a
+#: YAML ``network`` mapping); the sampler settings have their own flags.
+_TRAIN_NOT_FLAGS = ("network", "sampler")
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from gsad.training import load_train_config, train
+    import dataclasses
 
-    overrides: dict[str, object] = {k: getattr(args, k) for k in _TRAIN_KEYS}
-    sampler = {"sampler": args.sampler, "steps": args.sampler_steps, "beta_start": args.beta_start,
-               "beta_end": args.beta_end, "seed": args.sampler_seed, "start": args.sampler_start}
+    from gsad.training import TrainConfig, load_train_config, train
+
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _TRAIN_NOT_FLAGS]
+    overrides: dict[str, object] = {k: getattr(args, k) for k in keys}
+    sampler = sampler_overrides(args, prefix="sampler-")
     overrides["sampler"] = {k: v for k, v in sampler.items() if v is not None} or None
     config = load_train_config(args.config, overrides, resume=args.resume)
     run_dir = train(config, resume=args.resume)
@@ -667,14 +694,14 @@ def _choice_list(choices: Sequence[str]) -> Callable[[str], tuple]:
 
 
 def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
+    from gsad.data.layouts import LAYOUTS, SPLITS
     from gsad.tuning import DEFAULT_BETA_ENDS, DEFAULT_BETA_STARTS, DEFAULT_STEPS, METRICS
 
     p.add_argument("--checkpoint", required=True, metavar="C",
                    help="gsad .safetensors file or run folder to tune (written in place unless --output)")
     p.add_argument("--data", required=True, metavar="DIR", help="validation pairs (LOL layouts or low/ + high/)")
-    p.add_argument("--layout", default="auto",
-                   choices=("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs"), help="dataset layout")
-    p.add_argument("--split", default="test", choices=("train", "test"), help="LOL split to use (default test)")
+    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS), help="dataset layout")
+    p.add_argument("--split", default="test", choices=SPLITS, help="LOL split to use (default test)")
     p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
                    help="sampler to tune (default reference)")
     p.add_argument("--steps", type=_number_list(_steps), default=DEFAULT_STEPS, metavar="N[,N...]",
@@ -710,7 +737,7 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
     from gsad.data.layouts import find_pairs
     from gsad.inference import Enhancer
     from gsad.metrics import require_skimage
-    from gsad.tuning import format_trials, tune_schedule
+    from gsad.tuning import SearchSpace, format_trials, tune_schedule
 
     source = resolve_checkpoint(args.checkpoint)
     target = Path(args.output) if args.output else source
@@ -725,9 +752,10 @@ def _run_tune_schedule(args: argparse.Namespace) -> int:
         OutputPlan([p for pair in pairs for p in (pair.low, pair.high)]).check(target, args.overwrite)
     require_skimage()
     enhancer = Enhancer(source, device=args.device)
-    trials = tune_schedule(enhancer, pairs, args.sampler, args.steps, args.beta_starts, args.beta_ends,
-                           seed=args.seed, crop=args.crop, starts=args.starts, metric=args.metric,
-                           ensembles=args.ensembles, max_evaluations=args.max_evaluations)
+    space = SearchSpace(sampler=args.sampler, steps=args.steps, beta_starts=args.beta_starts,
+                        beta_ends=args.beta_ends, starts=args.starts, ensembles=args.ensembles,
+                        max_evaluations=args.max_evaluations, seed=args.seed, metric=args.metric)
+    trials = tune_schedule(enhancer, pairs, space, crop=args.crop)
     print(format_trials(trials))
     best = trials[0]
     print(f"best by {args.metric}: {best.settings} (PSNR {best.psnr:.2f} dB, SSIM {best.ssim:.4f} "

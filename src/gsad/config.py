@@ -15,6 +15,7 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -196,6 +197,11 @@ START_NAMES = ("noise", "exposure", "soft-exposure")
 #: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
 MAX_ENSEMBLE = 8
 
+#: Precisions the network can run in (inference ``precision``; training ``amp`` uses the half
+#: ones). gsad.network.inference_net.PRECISIONS maps each to its autocast dtype (kept here, without
+#: torch, for the configs and the CLI; a test asserts the two agree).
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")
 
@@ -216,7 +222,7 @@ class SamplerConfig:
 
     ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;
-    :func:`gsad.inference.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
+    :func:`gsad.geometry.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
     mean: less residual noise for ``ensemble`` times the network evaluations.
     """
 
@@ -240,6 +246,21 @@ class SamplerConfig:
         check_schedule(self.steps, self.beta_start, self.beta_end)
 
 
+#: The sampler options, in order: the CLI's sampler flags and the keyword form of
+#: ``Enhancer.enhance`` are these, so a new option cannot be dropped on the way.
+SAMPLER_FIELDS = tuple(f.name for f in dataclasses.fields(SamplerConfig))
+
+
+def with_overrides(config: T, **overrides: Any) -> T:
+    """``config`` (a frozen dataclass) with the non-None ``overrides`` applied and validated;
+    ConfigError for an unknown name or a bad value."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return dataclasses.replace(config, **changes)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def preset(name: str) -> NetworkConfig:
     """The network preset called ``name`` (ConfigError for an unknown one)."""
     try:
@@ -248,65 +269,85 @@ def preset(name: str) -> NetworkConfig:
         raise ConfigError(f"preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
 
 
+def _to_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return value.lower() in ("true", "yes")
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _to_int(value: Any, where: str) -> int:
+    """Integers, and floats or texts (``"1e3"``) that are whole numbers; never booleans."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool):
+        number = None
+    if isinstance(number, int):
+        return number
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    raise ConfigError(f"{where}: expected an integer, got {value!r}")
+
+
+def _to_float(value: Any, where: str) -> float:
+    """Numbers, and texts such as ``"1e-4"`` (which PyYAML reads as text); never booleans."""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a number, got {value!r}")
+
+
+def _to_str(value: Any, where: str) -> str:
+    if isinstance(value, (str, Path)):
+        return str(value)
+    raise ConfigError(f"{where}: expected text, got {value!r}")
+
+
+#: How a plain value from YAML, metadata or flags becomes each scalar field type.
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
+def _to_union(value: Any, args: tuple, where: str) -> Any:
+    """None for an optional field, else the first member type that converts ``value``."""
+    if value is None and type(None) in args:
+        return None
+    last: ConfigError | None = None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, where)
+        except ConfigError as exc:
+            last = exc
+    raise last or ConfigError(f"{where}: bad value {value!r}")
+
+
+def _to_tuple(value: Any, args: tuple, where: str) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    item = args[0] if args else Any
+    return tuple(_convert(v, item, where) for v in value)
+
+
 def _convert(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as field type ``hint`` (ConfigError naming ``where`` otherwise); types without a
+    converter (``Any``, ``dict``) pass unchanged."""
     origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        last: ConfigError | None = None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, where)
-            except ConfigError as exc:
-                last = exc
-        raise last or ConfigError(f"{where}: bad value {value!r}")
+        return _to_union(value, typing.get_args(hint), where)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        item = args[0] if args else Any
-        return tuple(_convert(v, item, where) for v in value)
+        return _to_tuple(value, typing.get_args(hint), where)
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-            if number.is_integer():
-                return int(number)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, (str, Path)):
-            return str(value)
-        raise ConfigError(f"{where}: expected text, got {value!r}")
-    return value
+    convert = _SCALARS.get(hint)
+    return value if convert is None else convert(value, where)
 
 
 def from_dict(cls: type[T], data: Any, source: str = "config") -> T:
@@ -370,8 +411,10 @@ __all__ = [
     "NetworkConfig",
     "SamplerConfig",
     "PRESETS",
+    "SAMPLER_FIELDS",
     "SAMPLER_NAMES",
     "preset",
+    "with_overrides",
     "from_dict",
     "to_dict",
     "load_yaml",

@@ -147,10 +147,7 @@ def enhance_upload(
         sampler=sampler, steps=None if steps is None else int(steps),
         ensemble=None if ensemble is None else int(ensemble), seed=None if seed is None else int(seed),
     )
-    out = enhancer.enhance(
-        pixels, sampler=settings.sampler, steps=settings.steps, seed=settings.seed, ensemble=settings.ensemble,
-        tile=None, exposure=float(exposure), callback=progress,
-    )
+    out = enhancer.enhance(pixels, settings, tile=None, exposure=float(exposure), callback=progress)
     _prune(out_root, RESULT_TTL)
     folder = out_root / uuid.uuid4().hex
     path = write_image(folder / f"{Path(name).stem or 'photo'}_gsad.png", out)

@@ -28,7 +28,6 @@ A model is run on the pairs by a *pipeline* (:func:`model_predictor`):
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -109,7 +108,7 @@ def model_predictor(
     if pipeline == "enhance":
 
         def predict_enhance(name: str, low: np.ndarray) -> np.ndarray:
-            return enhancer.enhance(low, **dataclasses.asdict(settings))
+            return enhancer.enhance(low, settings)
 
         return predict_enhance
     border = REFERENCE_BORDERS.get(layout)

@@ -52,11 +52,12 @@ from pathlib import Path
 import torch
 
 from gsad.config import NetworkConfig
-from gsad.diffusion.denoiser import PRECISIONS, Denoiser, InferenceNet
-from gsad.diffusion.samplers import sample_reference
+from gsad.diffusion.denoiser import Denoiser
+from gsad.diffusion.samplers import initial_state, sample_reference
 from gsad.diffusion.schedules import Schedule
 from gsad.errors import ConfigError
 from gsad.files import write_text_atomic
+from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.layers import nnpack_available
 from gsad.network.unet import UNet
 
@@ -83,7 +84,7 @@ CACHE_FILE = "fastpath.json"
 
 @dataclasses.dataclass(frozen=True)
 class FastPath:
-    """One way of running the network (the :class:`~gsad.diffusion.denoiser.InferenceNet` options)."""
+    """One way of running the network (the :class:`~gsad.network.inference_net.InferenceNet` options)."""
 
     precision: str
     winograd: bool
@@ -241,8 +242,8 @@ def fidelity(model: UNet, cond: torch.Tensor, precisions: list[str]) -> dict[str
             net = InferenceNet(model, precision, channels_last=cond.device.type == "cuda" or precision == "bf16")
             net.precompute(schedule.sqrt_alpha_bar)
             generator = torch.Generator().manual_seed(PROBE_SEED)
-            outputs[precision] = sample_reference(Denoiser(net, cond), tuple(cond.shape), schedule, generator,
-                                                  device=cond.device)
+            x = initial_state(tuple(cond.shape), schedule, generator, cond.device)
+            outputs[precision] = sample_reference(Denoiser(net, cond), x, schedule, generator)
     return {p: float((out - outputs["fp32"]).abs().mean()) * 127.5 for p, out in outputs.items()}
 
 

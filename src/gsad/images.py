@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gsad.errors import InputError
 from gsad.files import write_output
+from gsad.geometry import pad_to_multiple
 
 #: Largest image read from a file, in pixels (``--max-megapixels`` raises it). A 3000 x 2000 photo
 #: (6 MP) takes minutes on a CPU; a file claiming more than this is refused from its header,
@@ -225,6 +226,19 @@ def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
         return image
     linear = srgb_to_linear(image.astype(np.float64) / 255.0) * 2.0**ev
     return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+
+
+def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:
+    """The samplers' warm-start estimate of x0 for a trajectory start name (``SamplerConfig.start``):
+    None for ``noise``; for ``exposure`` the global :func:`auto_exposure` of each whole image in
+    ``low`` (``soft-exposure``: :func:`soft_auto_exposure`) (``N x 3 x H x W`` in [-1, 1]),
+    reflect-padded to ``stride`` like the condition (computed before any tiling, so every tile
+    starts from the same gain). Used by inference and by warm-start training alike."""
+    if start == "noise":
+        return None
+    expose = soft_auto_exposure if start == "soft-exposure" else auto_exposure
+    exposed = torch.cat([to_model(expose(from_model(x))) for x in low])
+    return pad_to_multiple(exposed, stride)[0]
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:

@@ -7,7 +7,8 @@ the full image. So every pixel position gets the same noise whatever the tiling,
 at every step, and with one tile covering the image the result equals untiled inference.
 
 ``plan_tiles`` and ``blend_window`` are pure functions; ``TiledDenoiser`` plugs them into
-the samplers through the :class:`~gsad.diffusion.denoiser.Denoiser` interface.
+the samplers through the :class:`~gsad.diffusion.denoiser.Denoiser` interface, and
+:func:`make_denoiser` decides whether an image is tiled at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import math
 
 import torch
 
+from gsad.config import MAX_TILE, check_int
 from gsad.diffusion.denoiser import Denoiser
+
+#: Images with more pixels than this are enhanced in tiles unless told otherwise.
+AUTO_TILE_PIXELS = 1024 * 1024
+#: Tile side and overlap used by automatic tiling.
+AUTO_TILE, TILE_OVERLAP = 512, 64
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -93,3 +100,20 @@ class TiledDenoiser(Denoiser):
             eps = part.eps(x_t[..., y : y + th, x : x + tw], level)
             out[..., y : y + th, x : x + tw] += eps * self.windows[(th, tw)]
         return out / self.norm
+
+
+def make_denoiser(net: torch.nn.Module, cond: torch.Tensor, tile: int | None, stride: int) -> Denoiser:
+    """A plain :class:`Denoiser` of ``cond``, or a :class:`TiledDenoiser` for large images.
+
+    ``tile``: None tiles images over :data:`AUTO_TILE_PIXELS` in tiles of :data:`AUTO_TILE`;
+    0 never tiles; N (up to ``MAX_TILE``) uses tiles of side N, at least 4 strides, overlapping
+    by :data:`TILE_OVERLAP` (at most a quarter of the tile). One tile covering the image is no tiling.
+    """
+    h, w = cond.shape[-2:]
+    if tile is None:
+        tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
+    tile = check_int(tile, "tile", 0, MAX_TILE)
+    if tile == 0 or (tile >= h and tile >= w):
+        return Denoiser(net, cond)
+    tile = max(tile, 4 * stride)
+    return TiledDenoiser(net, cond, tile, min(TILE_OVERLAP, tile // 4), stride)

@@ -59,58 +59,78 @@ def _center_crop(image: np.ndarray, size: int | None) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    """What :func:`tune_schedule` tries and how it ranks the trials.
+
+    Every (start, steps, beta_start, beta_end, ensemble) of the lists with beta_start < beta_end
+    and, under ``max_evaluations``, at most that many network evaluations per image (steps x
+    ensemble) is one grid point, run with ``sampler`` and ``seed`` (None: the checkpoint's).
+    ``starts``: trajectory starts (``noise``, ``exposure``, ``soft-exposure``; see SamplerConfig);
+    ``ensembles``: self-ensemble sizes. ``metric`` (:data:`METRICS`) ranks: mean PSNR (to 0.001
+    dB), then fewer evaluations, then SSIM; or mean SSIM (to 0.0001), then fewer evaluations,
+    then PSNR.
+    """
+
+    sampler: str = "reference"
+    steps: Sequence[int] = DEFAULT_STEPS
+    beta_starts: Sequence[float] = DEFAULT_BETA_STARTS
+    beta_ends: Sequence[float] = DEFAULT_BETA_ENDS
+    starts: Sequence[str] = ("noise",)
+    ensembles: Sequence[int] = (1,)
+    max_evaluations: int | None = None
+    seed: int | None = None
+    metric: str = "psnr"
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ConfigError(f"tune-schedule: unknown metric {self.metric!r} (choose from {', '.join(METRICS)})")
+
+    def grid(self) -> list[tuple[str, int, float, float, int]]:
+        """The grid points (start, steps, beta_start, beta_end, ensemble), in search order."""
+        points = itertools.product(self.starts, self.steps, self.beta_starts, self.beta_ends, self.ensembles)
+        grid = [(first, n, b0, b1, k) for first, n, b0, b1, k in points
+                if b0 < b1 and (self.max_evaluations is None or n * k <= self.max_evaluations)]
+        if not grid:
+            raise ConfigError("tune-schedule: nothing to try (every beta_start >= every beta_end, or every "
+                              "steps x ensemble over the evaluation budget)")
+        return grid
+
+    def rank(self, trials: list[Trial]) -> list[Trial]:
+        """``trials`` best first by :attr:`metric`."""
+        if self.metric == "ssim":
+            return sorted(trials, key=lambda t: (-round(t.ssim, 4), t.evaluations, -t.psnr))
+        return sorted(trials, key=lambda t: (-round(t.psnr, 3), t.evaluations, -t.ssim))
+
+
 def tune_schedule(
     enhancer,
     pairs: Sequence[Pair],
-    sampler: str,
-    steps: Sequence[int] = DEFAULT_STEPS,
-    beta_starts: Sequence[float] = DEFAULT_BETA_STARTS,
-    beta_ends: Sequence[float] = DEFAULT_BETA_ENDS,
-    seed: int | None = None,
+    space: SearchSpace = SearchSpace(),
     crop: int | None = None,
     progress: bool = True,
-    starts: Sequence[str] = ("noise",),
-    metric: str = "psnr",
-    ensembles: Sequence[int] = (1,),
-    max_evaluations: int | None = None,
 ) -> list[Trial]:
-    """Score every (start, steps, beta_start, beta_end, ensemble) on ``pairs``; best first.
+    """Score every grid point of ``space`` on ``pairs``; best first (:meth:`SearchSpace.rank`).
 
-    ``crop`` scores a centre crop of each image (faster searches on large photos);
-    ``starts`` are the trajectory starts to try (``noise``, ``exposure``; see SamplerConfig);
-    ``ensembles``: self-ensemble sizes to try (SamplerConfig.ensemble); ``max_evaluations``
-    skips grid points whose network evaluations per image, steps x ensemble, exceed it.
-    ``metric`` (:data:`METRICS`) ranks the trials: mean PSNR (to 0.001 dB), then fewer
-    evaluations, then SSIM; or mean SSIM (to 0.0001), then fewer evaluations, then PSNR.
+    ``crop`` scores a centre crop of each image (faster searches on large photos).
     """
-    if metric not in METRICS:
-        raise ConfigError(f"tune-schedule: unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     if not pairs:
         raise ConfigError("tune-schedule: no validation pairs")
     images = [(_center_crop(read_image(p.low), crop), _center_crop(read_image(p.high), crop)) for p in pairs]
-    grid = [
-        (first, n, b0, b1, k)
-        for first, n, b0, b1, k in itertools.product(starts, steps, beta_starts, beta_ends, ensembles)
-        if b0 < b1 and (max_evaluations is None or n * k <= max_evaluations)
-    ]
-    if not grid:
-        raise ConfigError("tune-schedule: nothing to try (every beta_start >= every beta_end, or every "
-                          "steps x ensemble over the evaluation budget)")
-    base = enhancer.settings(sampler=sampler, seed=seed)
+    grid = space.grid()
+    base = enhancer.settings(sampler=space.sampler, seed=space.seed)
     trials = []
     for first, n, b0, b1, k in tqdm(grid, desc="schedules", unit="try", disable=not progress, dynamic_ncols=True):
         settings = dataclasses.replace(base, start=first, steps=n, beta_start=b0, beta_end=b1, ensemble=k)
         scores_p, scores_s = [], []
         start = time.perf_counter()
         for low, high in images:
-            out = enhancer.enhance(low, **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
+            out = enhancer.enhance(low, settings)
             scores_p.append(psnr(out, high))
             scores_s.append(ssim(out, high))
         elapsed = (time.perf_counter() - start) / len(images)
         trials.append(Trial(settings, float(np.mean(scores_p)), float(np.mean(scores_s)), elapsed))
-    if metric == "ssim":
-        return sorted(trials, key=lambda t: (-round(t.ssim, 4), t.evaluations, -t.psnr))
-    return sorted(trials, key=lambda t: (-round(t.psnr, 3), t.evaluations, -t.ssim))
+    return space.rank(trials)
 
 
 def format_trials(trials: Sequence[Trial]) -> str:

@@ -6,7 +6,7 @@ import torch
 
 from gsad.config import SAMPLER_NAMES, SamplerConfig
 from gsad.diffusion.denoiser import Denoiser
-from gsad.diffusion.samplers import SAMPLERS, randn, sample_ddim, sample_dpmpp_2m
+from gsad.diffusion.samplers import SAMPLERS, initial_state, randn, sample_ddim, sample_dpmpp_2m
 from gsad.diffusion.schedules import Schedule
 
 
@@ -30,6 +30,10 @@ class SmoothNet(torch.nn.Module):
         return torch.tanh(0.8 * x[:, 3:] + 0.3 * x[:, :3] - a), None
 
 
+def _x_T(shape, sched, seed):
+    return initial_state(tuple(shape), sched, torch.Generator().manual_seed(seed), "cpu")
+
+
 def _x0():
     return torch.linspace(-0.9, 0.9, 3 * 6 * 5).reshape(1, 3, 6, 5)
 
@@ -39,7 +43,7 @@ def test_oracle_denoiser_recovers_x0(steps):
     x0 = _x0()
     sched = Schedule.linear(steps, 2e-3, 0.9)
     denoiser = Denoiser(OracleNet(x0), torch.zeros_like(x0))
-    out = sample_dpmpp_2m(denoiser, x0.shape, sched, torch.Generator().manual_seed(0))
+    out = sample_dpmpp_2m(denoiser, _x_T(x0.shape, sched, 0), sched)
     assert torch.allclose(out, x0, atol=1e-4)
 
 
@@ -47,12 +51,12 @@ def test_deterministic_and_one_random_draw():
     shape = (1, 3, 6, 5)
     cond = torch.linspace(-1, 1, 90).reshape(shape)
     sched = Schedule.linear(8, 1e-3, 0.8)
-    run = lambda seed: sample_dpmpp_2m(Denoiser(SmoothNet(), cond), shape, sched, torch.Generator().manual_seed(seed))  # noqa: E731
+    run = lambda seed: sample_dpmpp_2m(Denoiser(SmoothNet(), cond), _x_T(shape, sched, seed), sched)  # noqa: E731
     a, b, c = run(5), run(5), run(6)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    # the only draw is x_T: a generator advanced by exactly one draw is left where the sampler leaves it
+    # the sampler itself draws nothing: the generator is left where initial_state left it
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    sample_dpmpp_2m(Denoiser(SmoothNet(), cond), shape, sched, g1)
+    sample_dpmpp_2m(Denoiser(SmoothNet(), cond), initial_state(shape, sched, g1, "cpu"), sched, g1)
     randn(shape, g2, "cpu")
     assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
     assert a.abs().max() <= 1.0  # the last step returns the clamped x0 prediction
@@ -64,9 +68,8 @@ def test_first_step_is_ddim(steps):
     shape = (1, 3, 6, 5)
     cond = torch.linspace(-1, 1, 90).reshape(shape)
     sched = Schedule.linear(steps, 2e-3, 0.9)
-    args = (shape, sched)
-    a = sample_dpmpp_2m(Denoiser(SmoothNet(), cond), *args, torch.Generator().manual_seed(1))
-    b = sample_ddim(Denoiser(SmoothNet(), cond), *args, torch.Generator().manual_seed(1))
+    a = sample_dpmpp_2m(Denoiser(SmoothNet(), cond), _x_T(shape, sched, 1), sched)
+    b = sample_ddim(Denoiser(SmoothNet(), cond), _x_T(shape, sched, 1), sched)
     assert torch.allclose(a, b, atol=1e-5)
 
 
@@ -83,7 +86,8 @@ def test_second_order_convergence():
     cond = torch.linspace(-1, 1, 90).reshape(shape)
 
     def run(fn, steps):
-        return fn(Denoiser(SmoothNet(), cond), shape, _lambda_schedule(steps), torch.Generator().manual_seed(3))
+        sched = _lambda_schedule(steps)
+        return fn(Denoiser(SmoothNet(), cond), _x_T(shape, sched, 3), sched)
 
     exact = run(sample_dpmpp_2m, 800)
     err = {(fn, n): (run(fn, n) - exact).abs().max().item() for fn in (sample_ddim, sample_dpmpp_2m) for n in (16, 32)}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsad.diffusion import SAMPLERS, Denoiser, Schedule, sample_ddim, sample_reference
+from gsad.diffusion import SAMPLERS, Denoiser, Schedule, initial_state, sample_ddim, sample_reference
 
 
 class OracleNet(torch.nn.Module):
@@ -20,6 +20,12 @@ class OracleNet(torch.nn.Module):
         return (xt - a * self.x0) / (1 - a**2).sqrt(), None
 
 
+def _run(fn, denoiser, shape, sched, seed, callback=None, start=None):
+    """The sampler ``fn`` from x_T = initial_state(...) with generator seed ``seed`` (None: global)."""
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return fn(denoiser, initial_state(tuple(shape), sched, generator, "cpu", start), sched, generator, callback)
+
+
 class ZeroNet(torch.nn.Module):
     def forward(self, x, level):
         return torch.zeros_like(x[:, 3:]), None
@@ -33,7 +39,7 @@ def test_oracle_denoiser_recovers_x0_with_both_samplers():
     x0 = _x0()
     sched = Schedule.linear(10, 2e-3, 0.9)
     for fn in (sample_reference, sample_ddim):
-        out = fn(Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, torch.Generator().manual_seed(0))
+        out = _run(fn, Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, 0)
         assert torch.allclose(out, x0, atol=1e-4), fn.__name__
 
 
@@ -42,7 +48,7 @@ def test_reference_sampler_random_order_and_levels():
     sched = Schedule.linear(5, 1e-3, 0.5)
     net = ZeroNet()
     shape = (1, 3, 4, 4)
-    out = sample_reference(Denoiser(net, torch.zeros(shape)), shape, sched, torch.Generator().manual_seed(7))
+    out = _run(sample_reference, Denoiser(net, torch.zeros(shape)), shape, sched, 7)
     # replay by hand with the global RNG, as the reference code does
     torch.manual_seed(7)
     x = torch.randn(shape)
@@ -56,7 +62,7 @@ def test_reference_sampler_random_order_and_levels():
 def test_network_sees_sqrt_alpha_bar_from_last_to_first():
     sched = Schedule.linear(4, 1e-2, 0.6)
     net = OracleNet(_x0())
-    sample_reference(Denoiser(net, torch.zeros(1, 3, 6, 5)), (1, 3, 6, 5), sched, torch.Generator().manual_seed(0))
+    _run(sample_reference, Denoiser(net, torch.zeros(1, 3, 6, 5)), (1, 3, 6, 5), sched, 0)
     seen = [c.item() for c in net.calls]
     assert np.allclose(seen, sched.sqrt_alpha_bar.flip(0).numpy())
 
@@ -70,9 +76,9 @@ def test_ddim_is_deterministic_given_seed_and_seed_matters():
     cond = torch.rand(1, 3, 8, 8) * 2 - 1
     sched = Schedule.linear(3, 2e-3, 0.9)
     with torch.no_grad():
-        a = sample_ddim(Denoiser(model, cond), cond.shape, sched, torch.Generator().manual_seed(1))
-        b = sample_ddim(Denoiser(model, cond), cond.shape, sched, torch.Generator().manual_seed(1))
-        c = sample_ddim(Denoiser(model, cond), cond.shape, sched, torch.Generator().manual_seed(2))
+        a = _run(sample_ddim, Denoiser(model, cond), cond.shape, sched, 1)
+        b = _run(sample_ddim, Denoiser(model, cond), cond.shape, sched, 1)
+        c = _run(sample_ddim, Denoiser(model, cond), cond.shape, sched, 2)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.abs().max() <= 1.0
 
@@ -82,9 +88,13 @@ def test_callback_counts_steps_and_registry():
     sched = Schedule.linear(6, 1e-3, 0.5)
     for name, fn in SAMPLERS.items():
         steps.clear()
-        fn(Denoiser(ZeroNet(), torch.zeros(1, 3, 2, 2)), (1, 3, 2, 2), sched, None, lambda i, n: steps.append((i, n)))
+        _run(fn, Denoiser(ZeroNet(), torch.zeros(1, 3, 2, 2)), (1, 3, 2, 2), sched, None,
+             lambda i, n: steps.append((i, n)))
         assert steps == [(i, 6) for i in range(1, 7)], name
     assert set(SAMPLERS) == {"reference", "ddim", "dpmpp"}
+    from gsad.config import SAMPLER_NAMES
+
+    assert tuple(SAMPLERS) == SAMPLER_NAMES  # the config's list (no torch) names the same samplers
 
 
 class RecordingNet(ZeroNet):
@@ -98,8 +108,6 @@ class RecordingNet(ZeroNet):
 
 
 def test_warm_start_noises_the_estimate_to_the_first_level():
-    from gsad.diffusion import initial_state
-
     shape, sched = (1, 3, 6, 5), Schedule.linear(4, 2e-3, 0.5)
     estimate = _x0()
     z = torch.randn(shape, generator=torch.Generator().manual_seed(3))
@@ -108,7 +116,7 @@ def test_warm_start_noises_the_estimate_to_the_first_level():
     assert 0.4 < level < 0.6  # beta_end 0.5 over 4 steps keeps about half of the estimate
     for fn in SAMPLERS.values():
         net = RecordingNet()
-        fn(Denoiser(net, torch.zeros(shape)), shape, sched, torch.Generator().manual_seed(3), start=estimate)
+        _run(fn, Denoiser(net, torch.zeros(shape)), shape, sched, 3, start=estimate)
         torch.testing.assert_close(net.inputs[0], level * estimate + (1 - level**2) ** 0.5 * z)
     with pytest.raises(ValueError, match="start has shape"):
         initial_state(shape, sched, None, "cpu", start=torch.zeros(1, 3, 4, 4))
@@ -118,6 +126,5 @@ def test_oracle_recovers_x0_from_a_warm_start():
     x0 = _x0()
     sched = Schedule.linear(4, 2e-3, 0.7)
     for name, fn in SAMPLERS.items():
-        out = fn(Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, torch.Generator().manual_seed(0),
-                 start=torch.zeros_like(x0))
+        out = _run(fn, Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, 0, start=torch.zeros_like(x0))
         assert torch.allclose(out, x0, atol=1e-4), name

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from gsad.config import PRESETS, NetworkConfig
-from gsad.diffusion.denoiser import InferenceNet
 from gsad.errors import ConfigError
 from gsad.inference import Enhancer
 from gsad.network import UNet
+from gsad.network.inference_net import InferenceNet
 from gsad.network.layers import WINOGRAD_MIN_PIXELS, nnpack_available
 
 # attention at two levels, channel changes, 1x1 skips: every block variant

@@ -435,6 +435,59 @@ def bundled_photos() -> list[Path]:
     return [folder / name for name in _SKIMAGE_PHOTOS if (folder / name).is_file()]
 
 
+def _photo_list(photos_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[Path], Path]:
+    """The photos of a folder (by name) or of a list of files, and how to name their source in errors."""
+    if isinstance(photos_dir, (str, os.PathLike)):
+        photos_dir = Path(photos_dir)
+        if not photos_dir.is_dir():
+            raise DataError(f"{photos_dir}: no such photo folder")
+        photos = list_images(photos_dir)
+        if not photos:
+            raise DataError(f"{photos_dir}: no images found")
+        return photos, photos_dir
+    photos = sorted((Path(p) for p in photos_dir), key=lambda p: (p.name, str(p)))
+    if not photos:
+        raise DataError("no photos given")
+    missing = [p for p in photos if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"{missing[0]}: no such photo file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    return photos, Path("the photo list")
+
+
+def _check_unique_stems(photos: Sequence[Path], source: Path) -> None:
+    """Two photos with one stem would be written to one ``NAME.png``."""
+    stems: dict[str, Path] = {}
+    for photo in photos:
+        if photo.stem in stems:
+            raise DataError(
+                f"{source}: {stems[photo.stem].name} and {photo.name} would both be written as {photo.stem}.png"
+            )
+        stems[photo.stem] = photo
+
+
+def _check_outputs(photos: Sequence[Path], names: Sequence[str], out_dir: Path, overwrite: bool) -> None:
+    """Every ``out_dir/{low,high}/NAME`` checked before anything is written: never a photo (even
+    with ``overwrite``), writable folders, and no existing output unless ``overwrite``."""
+    outputs = OutputPlan(photos)  # a photo is never replaced, even with overwrite
+    for photo, name in zip(photos, names):
+        for side in ("low", "high"):
+            problem = outputs.problem(out_dir / side / name, photo)
+            if problem:
+                raise InputError(problem)
+    for side in ("low", "high"):
+        check_folder(out_dir / side)
+    if not overwrite:
+        existing = [
+            out_dir / side / name for name in names for side in ("low", "high") if (out_dir / side / name).exists()
+        ]
+        if existing:
+            shown = ", ".join(str(p) for p in existing[:_SHOW])
+            more = f" and {len(existing) - _SHOW} more" if len(existing) > _SHOW else ""
+            raise InputError(f"outputs exist: {shown}{more} (use --overwrite to replace them)")
+
+
 def synthesize_folder(
     photos_dir: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -455,52 +508,14 @@ def synthesize_folder(
     unless ``overwrite``. Returns the written file names (``NAME.png``), sorted.
     """
     out_dir = Path(out_dir)
-    if isinstance(photos_dir, (str, os.PathLike)):
-        photos_dir = Path(photos_dir)
-        if not photos_dir.is_dir():
-            raise DataError(f"{photos_dir}: no such photo folder")
-        photos = list_images(photos_dir)
-        if not photos:
-            raise DataError(f"{photos_dir}: no images found")
-    else:
-        photos = sorted((Path(p) for p in photos_dir), key=lambda p: (p.name, str(p)))
-        if not photos:
-            raise DataError("no photos given")
-        missing = [p for p in photos if not p.is_file()]
-        if missing:
-            raise DataError(
-                f"{missing[0]}: no such photo file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            )
-        photos_dir = Path("the photo list")
-    stems: dict[str, Path] = {}
-    for photo in photos:
-        if photo.stem in stems:
-            raise DataError(
-                f"{photos_dir}: {stems[photo.stem].name} and {photo.name} would both be written as {photo.stem}.png"
-            )
-        stems[photo.stem] = photo
+    photos, source = _photo_list(photos_dir)
+    _check_unique_stems(photos, source)
     if count is not None:
         if count < 1:
             raise ConfigError(f"count must be at least 1, got {count}")
         photos = photos[:count]
-
     names = [photo.stem + ".png" for photo in photos]
-    outputs = OutputPlan(photos)  # a photo is never replaced, even with overwrite
-    for photo, name in zip(photos, names):
-        for side in ("low", "high"):
-            problem = outputs.problem(out_dir / side / name, photo)
-            if problem:
-                raise InputError(problem)
-    for side in ("low", "high"):
-        check_folder(out_dir / side)
-    if not overwrite:
-        existing = [
-            out_dir / side / name for name in names for side in ("low", "high") if (out_dir / side / name).exists()
-        ]
-        if existing:
-            shown = ", ".join(str(p) for p in existing[:_SHOW])
-            more = f" and {len(existing) - _SHOW} more" if len(existing) > _SHOW else ""
-            raise InputError(f"outputs exist: {shown}{more} (use --overwrite to replace them)")
+    _check_outputs(photos, names, out_dir, overwrite)
 
     for photo, name in tqdm(list(zip(photos, names)), desc="synthesize", unit="img", disable=not progress):
         high = read_image(photo)

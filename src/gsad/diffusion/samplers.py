@@ -1,25 +1,35 @@
-"""Samplers: small functions from pure noise to x0, conditioned on the low-light image.
+"""Samplers: small functions from the starting state x_T to x0, conditioned on the low-light image.
 
-Each sampler has the signature
-``sampler(denoiser, shape, schedule, generator, callback, device, start=None)`` and returns x0
-(``N x 3 x H x W`` in [-1, 1]). Noise is drawn from ``generator`` on its device (a CPU
-generator unless the caller chose a CUDA one) and moved to the denoiser's device, so one seed
-gives one image on any device. ``callback(i, total)`` is called
-after each step (progress bars). ``start``, an initial estimate of x0, turns the pure-noise
-x_T into a warm start (:func:`initial_state`).
+Each sampler has the signature ``sampler(denoiser, x, schedule, generator, callback)``, where
+``x`` is x_T on the device the sampler runs on, built by the caller with :func:`initial_state`
+(pure noise, or a warm start from an estimate of x0), and returns x0 (``N x 3 x H x W`` in
+[-1, 1]). Noise is drawn from ``generator`` on its device (a CPU generator unless the caller
+chose a CUDA one) and moved to ``x``'s device, so one seed gives one image on any device.
+``callback(i, total)`` is called after each step (progress bars).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from gsad.diffusion.denoiser import Denoiser
+from gsad.diffusion.posterior import posterior_step
 from gsad.diffusion.schedules import Schedule, q_sample
 
 Callback = Callable[[int, int], None] | None
+Generator = torch.Generator | None
+
+
+def _steps(schedule: Schedule, callback: Callback) -> Iterator[int]:
+    """The step indices t = T-1 .. 0 of a trajectory; ``callback(i, T)`` runs after step i is taken."""
+    total = schedule.num_steps
+    for i, t in enumerate(reversed(range(total))):
+        yield t
+        if callback is not None:
+            callback(i + 1, total)
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
@@ -59,62 +69,43 @@ def initial_state(
 
 
 def sample_reference(
-    denoiser: Denoiser,
-    shape: tuple[int, ...],
-    schedule: Schedule,
-    generator: torch.Generator | None = None,
-    callback: Callback = None,
-    device: torch.device | str = "cpu",
-    start: torch.Tensor | None = None,
+    denoiser: Denoiser, x: torch.Tensor, schedule: Schedule, generator: Generator = None, callback: Callback = None
 ) -> torch.Tensor:
     """The reference (SR3/GSAD) ancestral DDPM sampler.
 
-    x_T ~ N(0, I) (or a warm start, :func:`initial_state`); for t = T-1 .. 0:
+    From x = x_T (:func:`initial_state`), for t = T-1 .. 0:
         x0_hat = clamp(x_t / sqrt(ab_t) - sqrt(1/ab_t - 1) * eps(x_t, sqrt(ab_t)), -1, 1)
         x_{t-1} = c1_t * x0_hat + c2_t * x_t + [t > 0] * exp(logvar_t / 2) * z
-    Random draws in the reference's order: one normal of ``shape`` first, then one per step
-    except the last; with the same seed the output matches the reference code.
+    Random draws in the reference's order: one normal of x's shape per step except the last
+    (after x_T's own, made by :func:`initial_state`); with the same seed the output matches the
+    reference code. The posterior step is :func:`~gsad.diffusion.posterior.posterior_step`.
     """
-    x = initial_state(shape, schedule, generator, device, start)
-    total = schedule.num_steps
+    device = x.device
     c1, c2 = schedule.posterior_mean_coef1.to(device), schedule.posterior_mean_coef2.to(device)
-    a, b = schedule.sqrt_recip_alpha_bar.to(device), schedule.sqrt_recipm1_alpha_bar.to(device)
+    recip, recipm1 = schedule.sqrt_recip_alpha_bar.to(device), schedule.sqrt_recipm1_alpha_bar.to(device)
     std = (0.5 * schedule.posterior_log_variance).exp().to(device)
-    for i, t in enumerate(reversed(range(total))):
+    for t in _steps(schedule, callback):
         eps = denoiser.eps(x, schedule.sqrt_alpha_bar[t])
-        # In-place updates only of temporaries made in this step (the arithmetic is the
-        # reference's, operation for operation; autograd still works through it).
-        x0 = a[t] * x
-        x0 -= b[t] * eps
+        # x0_hat = sqrt(1/ab_t) x_t - sqrt(1/ab_t - 1) eps; in-place updates only of temporaries
+        # made in this step (the arithmetic is the reference's, operation for operation).
+        x0 = recip[t] * x
+        x0 -= recipm1[t] * eps
         x0.clamp_(-1.0, 1.0)
-        mean = c1[t] * x0
-        mean += c2[t] * x
-        if t > 0:
-            mean += randn(shape, generator, device).mul_(std[t])
-        x = mean
-        if callback is not None:
-            callback(i + 1, total)
+        noise = randn(tuple(x.shape), generator, device) if t > 0 else None
+        x = posterior_step(x0, x, c1[t], c2[t], std[t], noise)
     return x
 
 
 def sample_ddim(
-    denoiser: Denoiser,
-    shape: tuple[int, ...],
-    schedule: Schedule,
-    generator: torch.Generator | None = None,
-    callback: Callback = None,
-    device: torch.device | str = "cpu",
-    start: torch.Tensor | None = None,
+    denoiser: Denoiser, x: torch.Tensor, schedule: Schedule, generator: Generator = None, callback: Callback = None
 ) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) over the schedule's steps.
 
-    x_T ~ N(0, I) (the only random draw; or a warm start); for t = T-1 .. 0:
+    From x = x_T (no random draws here), for t = T-1 .. 0:
         x0_hat = clamp(x0(x_t), -1, 1);  eps' = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t)
         x_{t-1} = sqrt(ab_{t-1}) x0_hat + sqrt(1 - ab_{t-1}) eps'   (ab_{-1} := 1)
     """
-    x = initial_state(shape, schedule, generator, device, start)
-    total = schedule.num_steps
-    for i, t in enumerate(reversed(range(total))):
+    for t in _steps(schedule, callback):
         level = schedule.sqrt_alpha_bar[t]
         x0, _ = denoiser.x0(x, level, clip=True)
         ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar_prev[t].item()
@@ -123,39 +114,29 @@ def sample_ddim(
         else:
             eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5
             x = ab_prev**0.5 * x0 + (1.0 - ab_prev) ** 0.5 * eps
-        if callback is not None:
-            callback(i + 1, total)
     return x
 
 
 def sample_dpmpp_2m(
-    denoiser: Denoiser,
-    shape: tuple[int, ...],
-    schedule: Schedule,
-    generator: torch.Generator | None = None,
-    callback: Callback = None,
-    device: torch.device | str = "cpu",
-    start: torch.Tensor | None = None,
+    denoiser: Denoiser, x: torch.Tensor, schedule: Schedule, generator: Generator = None, callback: Callback = None
 ) -> torch.Tensor:
     """DPM-Solver++(2M): deterministic second-order multistep solver of the probability-flow ODE.
 
     Lu et al. 2022, "DPM-Solver++", Algorithm 2 (data prediction, multistep), over the
     schedule's own steps t = T-1 .. 0, in the half log-SNR
         lambda_t = log(alpha_t / sigma_t),  alpha_t = sqrt(ab_t),  sigma_t = sqrt(1 - ab_t).
-    x_T ~ N(0, I) (the only random draw; or a warm start). At each t, D_t = clamp(x0(x_t), -1, 1); at t = 0
+    From x = x_T (no random draws here), at each t, D_t = clamp(x0(x_t), -1, 1); at t = 0
     the result is D_0; otherwise, with h = lambda_{t-1} - lambda_t,
         D = D_t                                      (first step: DDIM)
         D = (1 + 1/(2r)) D_t - 1/(2r) D_{t+1},  r = h_prev / h   (later steps)
         x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1} (exp(-h) - 1) D.
     One network call per step, as DDIM; with one step it is DDIM's single x0 prediction.
     """
-    x = initial_state(shape, schedule, generator, device, start)
-    total = schedule.num_steps
     ab = schedule.alpha_bar.to(torch.float64)
     alpha, sigma = ab.sqrt().tolist(), (1.0 - ab).sqrt().tolist()
-    lam = [math.log(a / s) for a, s in zip(alpha, sigma)]
+    lam = [math.log(al / si) for al, si in zip(alpha, sigma)]
     d_prev, h_prev = None, None
-    for i, t in enumerate(reversed(range(total))):
+    for t in _steps(schedule, callback):
         d, _ = denoiser.x0(x, schedule.sqrt_alpha_bar[t], clip=True)
         if t == 0:
             x = d
@@ -168,8 +149,6 @@ def sample_dpmpp_2m(
                 dd = (1.0 + k) * d - k * d_prev
             x = (sigma[t - 1] / sigma[t]) * x - (alpha[t - 1] * math.expm1(-h)) * dd
             d_prev, h_prev = d, h
-        if callback is not None:
-            callback(i + 1, total)
     return x
 
 

@@ -6,7 +6,6 @@ from gsad.losses.objectives import (
     gsad_objective,
     loss_weight,
     noised_input,
-    posterior_sample,
     stage1_objective,
 )
 from gsad.losses.structure import patch_matrix, structure_distance, ward_clusters
@@ -20,7 +19,6 @@ __all__ = [
     "noised_input",
     "patch_matrix",
     "pixel_loss",
-    "posterior_sample",
     "stage1_loss",
     "stage1_objective",
     "structure_distance",

@@ -9,7 +9,7 @@ seed gives the same draws on any device.
   aleatoric loss :func:`~gsad.losses.uncertainty.stage1_loss`.
 - :func:`gsad_objective`: stage 2; the uncertainty-guided pixel loss plus the global
   structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
-  (:func:`posterior_sample`).
+  (:func:`gsad.diffusion.posterior.posterior_sample`).
 
 Optional, not the paper: ``weighting`` (:func:`loss_weight`) and warm-start training
 (``start``, ``warm_start``; :func:`noised_input`), which matches training to the samplers'
@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from gsad.config import LOSS_WEIGHTINGS
-from gsad.diffusion.schedules import Schedule, extract, predict_x0, q_sample, sample_training_levels
+from gsad.diffusion.posterior import posterior_sample
+from gsad.diffusion.schedules import Schedule, q_sample, sample_training_levels
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
-    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "posterior_sample",
-    "stage1_objective",
+    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "stage1_objective",
 ]
 
 #: lambda of the stage-2 pixel loss (the reference's value).
@@ -120,6 +120,9 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t index, level sqrt(a), noise target, x_t) for a batch of ground truths x0 = ``high``.
 
+    The noise target is the drawn eps, or for warm-start samples the effective noise eps_eff
+    of :func:`noised_input` (so the callers call it ``target``, not ``eps``).
+
     With ``start`` and ``warm_start`` > 0, each sample whose level has alpha_bar <=
     :data:`WARM_MAX_ALPHA_BAR` is noised from ``start`` with probability ``warm_start``
     (:func:`noised_input`); the extra uniform draws are made only then, so runs without
@@ -178,52 +181,14 @@ def stage1_objective(
     Returns:
         (scalar loss, logs ``{"loss"}`` as detached scalars).
     """
-    _, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
+    _, level, target, x_t = _draw(high, schedule, generator, start, warm_start)
     eps_hat, log_uncertainty = net(torch.cat([low, x_t], dim=1), level)
     if log_uncertainty is None:
         raise ValueError("stage1_objective needs a network with an uncertainty head")
     with _full_precision(high.device):
         w = loss_weight(level, weighting)  # |w a - w b| = w |a - b| with w > 0
-        loss = stage1_loss(w * eps_hat.float(), w * eps, log_uncertainty.float())
+        loss = stage1_loss(w * eps_hat.float(), w * target, log_uncertainty.float())
     return loss, {"loss": loss.detach()}
-
-
-def posterior_sample(
-    x_t: torch.Tensor,
-    t_index: torch.Tensor,
-    level: torch.Tensor,
-    eps_hat: torch.Tensor,
-    schedule: Schedule,
-    noise: torch.Tensor,
-) -> torch.Tensor:
-    """Differentiable sample x_{t-1} ~ q(x_{t-1} | x_t, x0_hat), per sample.
-
-        x0_hat  = clamp(x_t / sqrt(a) - sqrt(1/a - 1) eps_hat, -1, 1)
-        x_{t-1} = c1[i] x0_hat + c2[i] x_t + [i > 0] exp(logvar[i] / 2) z
-
-    with i = t - 1 the 0-based step index, c1, c2, logvar the posterior tables of
-    ``schedule`` and z = ``noise``. As in the reference, x0_hat uses the continuous level
-    sqrt(a) of x_t while the posterior uses the discrete step i, and no noise is added at
-    i = 0. The clamp passes gradients where x0_hat lies inside [-1, 1].
-
-    Args:
-        x_t: ``B x 3 x H x W`` noisy images.
-        t_index: ``B`` integer step indices i (0-based).
-        level: ``B`` continuous levels sqrt(a) used to make x_t.
-        eps_hat: the network's noise estimate, like ``x_t`` (gradients flow through it).
-        schedule: the training schedule.
-        noise: z, standard normal, like ``x_t``.
-
-    Returns:
-        x_{t-1}, like ``x_t``.
-    """
-    x0_hat = predict_x0(x_t, level, eps_hat).clamp(-1.0, 1.0)
-    mean = (
-        extract(schedule.posterior_mean_coef1, t_index) * x0_hat + extract(schedule.posterior_mean_coef2, t_index) * x_t
-    )
-    std = torch.exp(0.5 * extract(schedule.posterior_log_variance, t_index))
-    std = std * (t_index > 0).reshape(-1, 1, 1, 1).to(std.dtype)
-    return mean + std * noise
 
 
 def gsad_objective(
@@ -246,7 +211,7 @@ def gsad_objective(
     2. P from the frozen stage-1 model on the same input (no gradients), mapped per sample
        and channel to weights w in [0.5, 1]; L_pix = 10 mean |w (eps_hat - eps)|, times the
        per-sample :func:`loss_weight` of ``weighting`` (1 in the paper).
-    3. x_{t-1} = :func:`posterior_sample` from eps_hat (fresh noise z from ``generator``).
+    3. x_{t-1} = :func:`~gsad.diffusion.posterior.posterior_sample` from eps_hat (fresh noise z from ``generator``).
     4. L_s = mean over batch b and clusters k of S_bk(x0, x_{t-1}) * sqrt(a_b)^4, with S the
        spectral distance of :func:`~gsad.losses.structure.structure_distance`
        (sqrt(a)^4 = alpha_bar^2: the structure term counts at low noise).
@@ -272,7 +237,7 @@ def gsad_objective(
     Returns:
         (scalar loss, logs ``{"loss", "loss_pix", "loss_structure"}`` as detached scalars).
     """
-    t_index, level, eps, x_t = _draw(high, schedule, generator, start, warm_start)
+    t_index, level, target, x_t = _draw(high, schedule, generator, start, warm_start)
     z = _noise(high, generator)
     inputs = torch.cat([low, x_t], dim=1)
     eps_hat, _ = net(inputs, level)
@@ -284,7 +249,7 @@ def gsad_objective(
     with _full_precision(high.device):
         eps_hat = eps_hat.float()
         weights = uncertainty_weights(log_uncertainty.float()) * loss_weight(level, weighting)
-        loss_pix = pixel_loss(eps_hat, eps, weights, PIXEL_LOSS_SCALE)
+        loss_pix = pixel_loss(eps_hat, target, weights, PIXEL_LOSS_SCALE)
         if structure_weight == 0:
             loss_structure = torch.zeros((), device=high.device)
             loss = loss_pix

@@ -16,7 +16,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gsad.config import LOSS_WEIGHTINGS, NetworkConfig, SamplerConfig, check_seed, from_dict, load_yaml, preset, to_dict
+from gsad.config import (
+    LOSS_WEIGHTINGS,
+    PRECISION_NAMES,
+    NetworkConfig,
+    SamplerConfig,
+    check_seed,
+    from_dict,
+    load_yaml,
+    preset,
+    to_dict,
+)
 from gsad.errors import ConfigError
 
 __all__ = [
@@ -33,7 +43,7 @@ __all__ = [
 #: Training stages: ``uncertainty`` (stage 1) and ``gsad`` (stage 2).
 STAGES = ("uncertainty", "gsad")
 #: Mixed-precision modes (autocast dtype of the network's forward pass).
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("off", *(p for p in PRECISION_NAMES if p != "fp32"))
 #: Keys that ``--resume`` may change; any other difference from the run's config is refused
 #: because it would change the model, the data order or the optimisation. ``crop`` may change
 #: to train a later phase on bigger crops (global context): the items and the order stay the

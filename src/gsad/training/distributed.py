@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gsad.devices import resolve_device
 from gsad.errors import ConfigError
-from gsad.inference import resolve_device
 
 __all__ = ["Context", "setup", "cleanup", "wrap_model", "unwrap_model"]
 

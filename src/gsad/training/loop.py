@@ -69,8 +69,9 @@ from gsad.data.synthesize import named_ranges
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
 from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
-from gsad.inference import start_estimate
+from gsad.images import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
+from gsad.network.inference_net import PRECISIONS
 from gsad.network.unet import UNet
 from gsad.training.config import TrainConfig
 from gsad.training.distributed import Context, cleanup, setup, wrap_model
@@ -286,6 +287,26 @@ def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, 
 # ----------------------------------------------------------------------------------------
 
 
+class _LogWindow:
+    """Loss sums and the step rate since the last log.csv row."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.sums = torch.zeros(size, device=device)
+        self.count, self.tick = 0, time.perf_counter()
+
+    def add(self, losses: torch.Tensor) -> None:
+        self.sums += losses
+        self.count += 1
+
+    def take(self, ctx: Context) -> tuple[list[float], float]:
+        """(mean of each loss over the window and all ranks, steps per second); starts a new window."""
+        means = (ctx.mean(self.sums) / self.count).tolist()
+        rate = self.count / max(time.perf_counter() - self.tick, 1e-9)
+        self.sums.zero_()
+        self.count, self.tick = 0, time.perf_counter()
+        return means, rate
+
+
 class Trainer:
     """One training run (see :func:`train`); built on every rank of a torchrun job."""
 
@@ -298,6 +319,8 @@ class Trainer:
         self.run_dir = Path(out)
         self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
         self.loss_names = LOSS_NAMES[config.stage]
+        #: Columns of log.csv (the loss columns depend on the stage).
+        self.log_header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
         self.schedule = training_schedule()
 
         # 1. Checks that need no model: run directory, data, validation data.
@@ -323,7 +346,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         use_fp16 = config.amp == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_fp16)
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.autocast_dtype = PRECISIONS.get(config.amp)  # None for "off"
         self.step = 0
         if self.resume_state is not None:
             self._load_state(*self.resume_state)
@@ -456,10 +479,9 @@ class Trainer:
             save_checkpoint(
                 self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
             )
-        header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
         rows = [r for r in read_log(self.run_dir) if int(r.get("step") or 0) <= self.step]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.log_header, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)  # a resumed run drops the rows logged after its state was saved
         write_text_atomic(self.run_dir / LOG_FILE, buffer.getvalue())
@@ -484,9 +506,8 @@ class Trainer:
         write_text_atomic(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
 
     def _append_log(self, row: dict[str, Any]) -> None:
-        header = ["step", *self.loss_names, "lr", "steps_per_s", "val_psnr"]
         with open(self.run_dir / LOG_FILE, "a", newline="", encoding="utf-8") as fh:
-            csv.DictWriter(fh, fieldnames=header, lineterminator="\n").writerow(row)
+            csv.DictWriter(fh, fieldnames=self.log_header, lineterminator="\n").writerow(row)
 
     def _save(self) -> None:
         name = f"step_{self.step:07d}"
@@ -546,7 +567,60 @@ class Trainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def _loader(self) -> DataLoader:
+        """Batches of this rank from the current step to ``max_steps`` (:class:`StepSampler`)."""
+        c, ctx = self.config, self.ctx
+        sampler = StepSampler(len(self.dataset), c.batch_size, c.seed, self.step, c.max_steps, ctx)
+        return DataLoader(
+            _EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
+            num_workers=c.num_workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
+        )
+
+    def _train_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch``; returns the step's logs (detached scalars)."""
+        if "error" in batch:
+            raise batch["error"]
+        # 1. the step's own seeds (noise with seed + rank; see the module docstring)
+        seed = step_seed(self.config.seed + self.ctx.rank, self.step)
+        generator.manual_seed(seed)
+        torch.manual_seed(seed)
+        # 2. data [0, 1] -> network range [-1, 1]
+        low = batch["low"].to(self.device, non_blocking=True) * 2.0 - 1.0
+        high = batch["high"].to(self.device, non_blocking=True) * 2.0 - 1.0
+        # 3. loss, update, EMA
+        with self._autocast():
+            loss, logs = self._objective(low, high, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        self.ema.update(self.model, self.step)
+        return logs
+
+    def _after_step(self, logs: dict[str, torch.Tensor], window: _LogWindow, bar: Any) -> None:
+        """4. progress bar, log.csv row (means over the steps since the last row), validation, checkpoint."""
+        c, ctx = self.config, self.ctx
+        window.add(torch.stack([logs[k] for k in self.loss_names]))
+        if self.step % max(1, min(10, c.log_every)) == 0:
+            bar.set_postfix({k: f"{logs[k].item():.4g}" for k in self.loss_names}, refresh=False)
+        bar.update(1)
+        last = self.step == c.max_steps
+        do_val = bool(self.val_images or c.val_data) and (self.step % c.val_every == 0 or last)
+        if self.step % c.log_every == 0 or last or do_val:
+            means, rate = window.take(ctx)
+            row: dict[str, Any] = {"step": self.step, "lr": c.lr, "steps_per_s": f"{rate:.4g}"}
+            row.update({k: f"{v:.6g}" for k, v in zip(self.loss_names, means)})
+            if ctx.is_main:
+                if do_val:
+                    row["val_psnr"] = f"{self.validate():.4f}"
+                    bar.write(f"step {self.step}: val PSNR {row['val_psnr']} dB")
+                self._append_log(row)
+        if ctx.is_main and (self.step % c.checkpoint_every == 0 or last):
+            self._save()
+
     def run(self, callback: Callable[[int, dict[str, torch.Tensor]], None] | None = None) -> Path:
+        """Train from the current step to ``max_steps``; ``callback(step, logs)`` after every step."""
         c, ctx = self.config, self.ctx
         if ctx.is_main:
             self._write_start_files()
@@ -561,59 +635,14 @@ class Trainer:
 
         if ctx.is_main and self.step:
             tqdm.write(f"resuming {self.run_dir} at step {self.step}")
-        sampler = StepSampler(len(self.dataset), c.batch_size, c.seed, self.step, c.max_steps, ctx)
-        loader = DataLoader(
-            _EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
-            num_workers=c.num_workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
-        )
         generator = torch.Generator()
-        sums = torch.zeros(len(self.loss_names), device=self.device)
-        count, tick = 0, time.perf_counter()
+        window = _LogWindow(len(self.loss_names), self.device)
         bar = tqdm(total=c.max_steps, initial=self.step, desc=self.stage, unit="step", dynamic_ncols=True,
                    disable=not ctx.is_main)
-        postfix_every = max(1, min(10, c.log_every))
         with bar:
-            for batch in loader:
-                if "error" in batch:
-                    raise batch["error"]
-                # 1. the step's own seeds (noise with seed + rank; see the module docstring)
-                seed = step_seed(c.seed + ctx.rank, self.step)
-                generator.manual_seed(seed)
-                torch.manual_seed(seed)
-                # 2. data [0, 1] -> network range [-1, 1]
-                low = batch["low"].to(self.device, non_blocking=True) * 2.0 - 1.0
-                high = batch["high"].to(self.device, non_blocking=True) * 2.0 - 1.0
-                # 3. loss, update, EMA
-                with self._autocast():
-                    loss, logs = self._objective(low, high, generator)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.step += 1
-                self.ema.update(self.model, self.step)
-                # 4. logs, validation, checkpoints
-                sums += torch.stack([logs[k] for k in self.loss_names])
-                count += 1
-                if self.step % postfix_every == 0:
-                    bar.set_postfix({k: f"{logs[k].item():.4g}" for k in self.loss_names}, refresh=False)
-                bar.update(1)
-                last = self.step == c.max_steps
-                do_val = bool(self.val_images or c.val_data) and (self.step % c.val_every == 0 or last)
-                if self.step % c.log_every == 0 or last or do_val:
-                    means = (ctx.mean(sums) / count).tolist()
-                    rate = count / max(time.perf_counter() - tick, 1e-9)
-                    row: dict[str, Any] = {"step": self.step, "lr": c.lr, "steps_per_s": f"{rate:.4g}"}
-                    row.update({k: f"{v:.6g}" for k, v in zip(self.loss_names, means)})
-                    if ctx.is_main:
-                        if do_val:
-                            row["val_psnr"] = f"{self.validate():.4f}"
-                            bar.write(f"step {self.step}: val PSNR {row['val_psnr']} dB")
-                        self._append_log(row)
-                    sums.zero_()
-                    count, tick = 0, time.perf_counter()
-                if ctx.is_main and (self.step % c.checkpoint_every == 0 or last):
-                    self._save()
+            for batch in self._loader():
+                logs = self._train_step(batch, generator)
+                self._after_step(logs, window, bar)
                 if callback is not None:
                     callback(self.step, logs)
         ctx.barrier()
