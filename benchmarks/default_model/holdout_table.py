@@ -119,7 +119,7 @@ def main() -> None:
         methods[f"{label} ({s.sampler}, {s.steps} steps, start {s.start}, ensemble {s.ensemble})"] = enhancer.enhance
 
     results: dict = {"families": {}, "no_harm": {}}
-    for family in args.families.split(","):
+    for family in [f for f in args.families.split(",") if f]:  # --families "": do no harm only
         pairs = find_pairs(family_dir(work, family))
         results["families"][family] = {name: score_family(method, pairs) for name, method in methods.items()}
     photos = list_images(work / "photos" / "heldout")

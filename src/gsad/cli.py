@@ -77,7 +77,8 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="seed of the sampler's noise; same seed, same output on any device")
     g.add_argument("--start", choices=START_NAMES,
                    help="noise: start the trajectory from pure noise (the paper); exposure: from the input's "
-                        "global auto-exposure, noised to the schedule's first level (warm start)")
+                        "global auto-exposure, noised to the schedule's first level (warm start); soft-exposure: "
+                        "from the soft auto-exposure, which leaves well-exposed inputs as they are")
     g.add_argument("--ensemble", type=_positive_int, metavar="N",
                    help=f"average N trajectories run on flipped/transposed copies of the input (1-{MAX_ENSEMBLE}): "
                         "less residual noise, N times the time")
