@@ -130,7 +130,7 @@ def main() -> None:
     for family, rows in results["families"].items():
         best = max((rows[b]["psnr"] for b in baselines), default=float("nan"))
         for name, r in rows.items():
-            gain = "" if name in baselines else f"{r['psnr'] - best:+.2f}"
+            gain = "" if name in baselines or not baselines else f"{r['psnr'] - best:+.2f}"
             print(f"| {family} ({r['count']}) | {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['psnr_gtmean']:.2f} "
                   f"| {r['ssim_gtmean']:.3f} | {r['detail']:.2f} | {r['detail_gtmean']:.2f} | {gain} "
                   f"| {r['seconds_per_image']:.2f} |")
