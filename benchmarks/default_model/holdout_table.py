@@ -119,7 +119,7 @@ def main() -> None:
         methods[f"{label} ({s.sampler}, {s.steps} steps, start {s.start}, ensemble {s.ensemble})"] = enhancer.enhance
 
     results: dict = {"families": {}, "no_harm": {}}
-    for family in args.families.split(","):
+    for family in [f for f in args.families.split(",") if f]:  # --families "": do no harm only
         pairs = find_pairs(family_dir(work, family))
         results["families"][family] = {name: score_family(method, pairs) for name, method in methods.items()}
     photos = list_images(work / "photos" / "heldout")
@@ -130,7 +130,7 @@ def main() -> None:
     for family, rows in results["families"].items():
         best = max((rows[b]["psnr"] for b in baselines), default=float("nan"))
         for name, r in rows.items():
-            gain = "" if name in baselines else f"{r['psnr'] - best:+.2f}"
+            gain = "" if name in baselines or not baselines else f"{r['psnr'] - best:+.2f}"
             print(f"| {family} ({r['count']}) | {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['psnr_gtmean']:.2f} "
                   f"| {r['ssim_gtmean']:.3f} | {r['detail']:.2f} | {r['detail_gtmean']:.2f} | {gain} "
                   f"| {r['seconds_per_image']:.2f} |")

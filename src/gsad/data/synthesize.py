@@ -217,9 +217,11 @@ BROAD_RANGES = DegradationRanges(
 #:   with 1-5 e- of read noise (0.0003-0.0006), a quarter of the electrons of the first
 #:   model's ``holdout`` camera. (Smaller wells at these exposures leave under one electron
 #:   per pixel: no signal for any method to recover.);
-#: - ``phone-jpeg``: a phone's pipeline: small sensor (full well 300-1000 e-), strongly
-#:   correlated noise (0.8-1.0), filmic curve, always resampled (1.5-2.0) and JPEG-compressed
-#:   harder (quality 40-60) than in training;
+#: - ``phone-jpeg``: a phone's pipeline in dim light: small sensor (full well 300-1000 e-)
+#:   at exposures of 0.03-0.15 (a phone raises its gain rather than return a black frame; the
+#:   darkness direction is ``dark-noisy``'s), strongly correlated noise (0.8-1.0), filmic
+#:   curve, always resampled (1.5-2.0) and JPEG-compressed harder (quality 40-60) than in
+#:   training;
 #: - ``color-cast``: channel gains 0.55-1.7 (training: 0.8-1.25), moderate darkness;
 #: - ``near-normal``: exposure 0.5-1.0 with a good sensor: inputs that need little change.
 HOLDOUT_FAMILIES: dict[str, DegradationRanges] = {
@@ -228,7 +230,7 @@ HOLDOUT_FAMILIES: dict[str, DegradationRanges] = {
         bits=(12,),
     ),
     "phone-jpeg": DegradationRanges(
-        exposure=(0.01, 0.1), full_well=(300.0, 1000.0), read_noise=(0.001, 0.003), color_cast=(0.9, 1.1),
+        exposure=(0.03, 0.15), full_well=(300.0, 1000.0), read_noise=(0.001, 0.003), color_cast=(0.9, 1.1),
         bits=(10,), tone_curves=("filmic",), filmic=(0.4, 0.6), noise_correlation=(0.8, 1.0),
         downscale_probability=1.0, downscale=(1.5, 2.0), jpeg_probability=1.0, jpeg_quality=(40, 60),
     ),
