@@ -32,9 +32,19 @@ data=(--data photos/train_full --synthetic --ranges broad --min-scale 0.1 --cach
       --sampler reference --sampler-steps 3 --beta-start 2e-3 --beta-end 0.7 --sampler-seed 0
       --sampler-start soft-exposure)
 
+# A stage-2 run saved in the repository by an earlier session (benchmarks/default_model/v2-progress:
+# its newest resumable state, EMA weights, frozen stage-1 model, config and log) is continued from
+# there when WORK_DIR has none, so a new machine does not start again from step 0.
+if [ ! -d runs/v2-s2 ] && [ -d "$here/v2-progress/v2-s2" ]; then
+    mkdir -p runs && cp -r "$here/v2-progress/v2-s2" runs/v2-s2
+fi
+
 # Stage 1 (uncertainty head; the U-Net adapts to the broad pipeline): 1500 steps, 64 px crops.
-run --stage uncertainty --init v1_default.safetensors "${data[@]}" \
-    --crop 64 --lr 2e-4 --seed 21 --max-steps 1500 --out runs/v2-s1
+# Skipped once stage 2 has a saved state (stage 2 keeps its own copy of the stage-1 model).
+if ! compgen -G "runs/v2-s2/checkpoints/step_*.state.pt" > /dev/null; then
+    run --stage uncertainty --init v1_default.safetensors "${data[@]}" \
+        --crop 64 --lr 2e-4 --seed 21 --max-steps 1500 --out runs/v2-s1
+fi
 
 # Stage 2 (GSAD losses, warm start from the soft auto-exposure): 8000 steps on 64 px crops,
 # then the same run continued to 10000 steps on 128 px crops (global context).
