@@ -520,7 +520,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 if not ctx.is_main:
                     return 0
             else:
-                outputs = predict_shared(ctx, pairs, predict)
+                outputs = predict_shared(ctx, pairs, predict, max_pixels(args))
                 cleanup(ctx)
                 if not ctx.is_main:
                     return 0
