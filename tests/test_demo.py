@@ -153,6 +153,10 @@ def test_enhance_upload_rejects_bad_options_as_user_errors(enhancer, tmp_path, d
 
     with pytest.raises(ConfigError, match="ensemble"):
         enhance_upload(enhancer, payload, tmp_path / "out", ensemble=99)
+    # the HTTP API hands the controls' values over unprocessed: junk is a one-line error, not a traceback
+    for option, value in [("steps", "abc"), ("steps", 2.5), ("seed", float("nan")), ("exposure", "bright")]:
+        with pytest.raises(ConfigError, match=option):
+            enhance_upload(enhancer, payload, tmp_path / "out", **{option: value})
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
