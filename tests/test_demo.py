@@ -180,6 +180,13 @@ def test_demo_without_gradio_in_a_subprocess_is_one_line():
     assert run.stderr.splitlines() == ['gsad: error: the demo needs Gradio: pip install "gsad[demo]"']
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_demo_refuses_a_port_that_cannot_exist_in_one_line(capsys, port):
+    assert main(["demo", "--port", port]) == 2  # checked by the parser, before Gradio or the model
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gsad: error: argument --port:")
+
+
 def test_demo_help_lists_its_options(capsys):
     assert main(["demo", "--help"]) == 0
     out = capsys.readouterr().out

@@ -81,6 +81,7 @@ _positive_int = _whole(1, 2**31 - 1)
 _count = _whole(0, 2**31 - 1)
 _tile = _whole(0, MAX_TILE)
 _workers = _whole(0, 256)
+_port = _whole(1, 65535)
 _steps = _checked(int, check_steps, "a whole number")
 _seed = _checked(int, check_seed, "a whole number")
 _ensemble = _checked(int, check_ensemble, "a whole number")
@@ -778,7 +779,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="C",
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--port", type=_port, default=7860, help="port to serve on, 1-65535 (default 7860)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
 
 
