@@ -23,6 +23,7 @@ from gsad.config import (
     MAX_TILE,
     PRESETS,
     SAMPLER_FIELDS,
+    SAMPLER_NAMES,
     START_NAMES,
     SamplerConfig,
     check_beta,
@@ -34,7 +35,6 @@ from gsad.config import (
     check_steps,
     with_overrides,
 )
-from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import ConfigError, GsadError, InputError
 
 PROG = "gsad"
@@ -130,7 +130,7 @@ def _sampler_flags() -> dict[str, dict[str, object]]:
     """argparse keywords of the flag of each SamplerConfig field (the one table behind every
     command's sampler flags)."""
     return {
-        "sampler": {"choices": SAMPLER_CHOICES,
+        "sampler": {"choices": SAMPLER_NAMES,
                     "help": "reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
                             "dpmpp: deterministic DPM-Solver++(2M), fewer steps"},
         "steps": {"type": _steps,
@@ -703,7 +703,7 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="validation pairs (LOL layouts or low/ + high/)")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS), help="dataset layout")
     p.add_argument("--split", default="test", choices=SPLITS, help="LOL split to use (default test)")
-    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default="reference",
                    help="sampler to tune (default reference)")
     p.add_argument("--steps", type=_number_list(_steps), default=DEFAULT_STEPS, metavar="N[,N...]",
                    help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
