@@ -281,6 +281,8 @@ def test_outputs_under_an_unwritable_path_are_one_line(tiny_checkpoint, tmp_path
         (["evaluate", "--data", str(pairs), "--predictions", str(pairs / "low"), "--report",
           str(blocker / "r.json")], blocker / "r.json"),
         (["synthesize", str(d), "-o", str(blocker / "syn")], blocker / "syn" / "low"),
+        (["evaluate", "--data", str(pairs), "--checkpoint", str(tiny_checkpoint), "--outputs",
+          str(blocker / "sub" / "outs")], blocker / "sub" / "outs"),  # refused before any image is enhanced
     ]
     for argv, path in cases:
         if argv[0] == "enhance":

@@ -153,6 +153,10 @@ def test_enhance_upload_rejects_bad_options_as_user_errors(enhancer, tmp_path, d
 
     with pytest.raises(ConfigError, match="ensemble"):
         enhance_upload(enhancer, payload, tmp_path / "out", ensemble=99)
+    # the HTTP API hands the controls' values over unprocessed: junk is a one-line error, not a traceback
+    for option, value in [("steps", "abc"), ("steps", 2.5), ("seed", float("nan")), ("exposure", "bright")]:
+        with pytest.raises(ConfigError, match=option):
+            enhance_upload(enhancer, payload, tmp_path / "out", **{option: value})
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -174,6 +178,13 @@ def test_demo_without_gradio_in_a_subprocess_is_one_line():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert run.stderr.splitlines() == ['gsad: error: the demo needs Gradio: pip install "gsad[demo]"']
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_demo_refuses_a_port_that_cannot_exist_in_one_line(capsys, port):
+    assert main(["demo", "--port", port]) == 2  # checked by the parser, before Gradio or the model
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gsad: error: argument --port:")
 
 
 def test_demo_help_lists_its_options(capsys):

@@ -40,6 +40,19 @@ def test_world_of_one_needs_no_process_group():
     assert parallel.finished(ctx, 3) == 3 and parallel.gather(ctx, {"a": 1}) == [{"a": 1}]
 
 
+def test_predict_shared_reads_with_the_runs_size_limit(tmp_path):
+    from types import SimpleNamespace
+
+    from gsad.errors import InputError
+
+    low = _images(tmp_path / "low", count=2)  # 20 x 28 = 560 pixels each
+    pairs = [SimpleNamespace(name=p.stem, low=p) for p in sorted(low.iterdir())]
+    means = parallel.predict_shared(Context(), pairs, lambda name, img: float(img.mean()), max_pixels=560)
+    assert sorted(means) == ["im0", "im1"] and all(0 < m < 60 for m in means.values())
+    with pytest.raises(InputError, match="im0"):  # --max-megapixels holds under torchrun too
+        parallel.predict_shared(Context(), pairs, lambda name, img: img, max_pixels=559)
+
+
 def _images(folder, count=3):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)

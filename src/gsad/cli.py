@@ -23,6 +23,7 @@ from gsad.config import (
     MAX_TILE,
     PRESETS,
     SAMPLER_FIELDS,
+    SAMPLER_NAMES,
     START_NAMES,
     SamplerConfig,
     check_beta,
@@ -34,7 +35,6 @@ from gsad.config import (
     check_steps,
     with_overrides,
 )
-from gsad.config import SAMPLER_NAMES as SAMPLER_CHOICES
 from gsad.errors import ConfigError, GsadError, InputError
 
 PROG = "gsad"
@@ -81,6 +81,7 @@ _positive_int = _whole(1, 2**31 - 1)
 _count = _whole(0, 2**31 - 1)
 _tile = _whole(0, MAX_TILE)
 _workers = _whole(0, 256)
+_port = _whole(1, 65535)
 _steps = _checked(int, check_steps, "a whole number")
 _seed = _checked(int, check_seed, "a whole number")
 _ensemble = _checked(int, check_ensemble, "a whole number")
@@ -129,7 +130,7 @@ def _sampler_flags() -> dict[str, dict[str, object]]:
     """argparse keywords of the flag of each SamplerConfig field (the one table behind every
     command's sampler flags)."""
     return {
-        "sampler": {"choices": SAMPLER_CHOICES,
+        "sampler": {"choices": SAMPLER_NAMES,
                     "help": "reference: the paper's ancestral DDPM sampler; ddim: deterministic DDIM (eta 0); "
                             "dpmpp: deterministic DPM-Solver++(2M), fewer steps"},
         "steps": {"type": _steps,
@@ -520,7 +521,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 if not ctx.is_main:
                     return 0
             else:
-                outputs = predict_shared(ctx, pairs, predict)
+                outputs = predict_shared(ctx, pairs, predict, max_pixels(args))
                 cleanup(ctx)
                 if not ctx.is_main:
                     return 0
@@ -702,7 +703,7 @@ def _add_tune_schedule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="validation pairs (LOL layouts or low/ + high/)")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS), help="dataset layout")
     p.add_argument("--split", default="test", choices=SPLITS, help="LOL split to use (default test)")
-    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="reference",
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default="reference",
                    help="sampler to tune (default reference)")
     p.add_argument("--steps", type=_number_list(_steps), default=DEFAULT_STEPS, metavar="N[,N...]",
                    help=f"step counts to try (default {','.join(map(str, DEFAULT_STEPS))})")
@@ -778,7 +779,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="C",
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--port", type=_port, default=7860, help="port to serve on, 1-65535 (default 7860)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
 
 

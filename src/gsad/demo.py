@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import html
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gsad.config import MAX_ENSEMBLE, SAMPLER_NAMES
-from gsad.errors import GsadError, InputError
+from gsad.errors import ConfigError, GsadError, InputError
 from gsad.images import read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,21 @@ def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.
         raise InputError(f"{name}: {text[len(prefix):]}" if text.startswith(prefix) else text) from None
 
 
+def _number(value: Any, name: str, whole: bool = False) -> float | int | None:
+    """A control's value from the page or the HTTP API (which passes it unprocessed) as a finite
+    number (an int where ``whole``), None for unset; ConfigError naming the control otherwise."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or (whole and not number.is_integer()):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+    return int(number) if whole else number
+
+
 def _prune(root: Path, max_age: float) -> None:
     """Remove result folders in ``root`` older than ``max_age`` seconds."""
     now = time.time()
@@ -144,10 +160,11 @@ def enhance_upload(
     """
     pixels, name = read_upload(payload, max_pixels)
     settings = enhancer.settings(
-        sampler=sampler, steps=None if steps is None else int(steps),
-        ensemble=None if ensemble is None else int(ensemble), seed=None if seed is None else int(seed),
+        sampler=sampler, steps=_number(steps, "steps", whole=True),
+        ensemble=_number(ensemble, "ensemble", whole=True), seed=_number(seed, "seed", whole=True),
     )
-    out = enhancer.enhance(pixels, settings, tile=None, exposure=float(exposure), callback=progress)
+    exposure = _number(exposure, "exposure") or 0.0
+    out = enhancer.enhance(pixels, settings, tile=None, exposure=exposure, callback=progress)
     _prune(out_root, RESULT_TTL)
     folder = out_root / uuid.uuid4().hex
     path = write_image(folder / f"{Path(name).stem or 'photo'}_gsad.png", out)

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from gsad.config import SamplerConfig
 from gsad.data.layouts import Pair
 from gsad.errors import ConfigError, DataError, InputError
-from gsad.files import OutputPlan, write_output
+from gsad.files import OutputPlan, check_folder, write_output
 from gsad.images import MAX_PIXELS, from_model, list_images, read_image, to_model, write_image
 from gsad.metrics import LPIPS, score_pair
 
@@ -130,9 +130,7 @@ def output_paths(
     Checked before any work: raises :class:`InputError` when an output would replace one of
     the dataset's images (never allowed) or an existing file (unless ``overwrite``).
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder}: outputs folder is a file")
+    folder = check_folder(folder)  # a file, or a path that cannot become a writable folder
     if plan is None:
         plan = OutputPlan(p for pair in pairs for p in (pair.low, pair.high))
     paths = {pair.name: folder / f"{pair.low.stem}.png" for pair in pairs}

@@ -316,13 +316,14 @@ def cache_key(device: torch.device, config: NetworkConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _read_cache(path: Path) -> dict:
+def _read_cache(path: Path, warn: bool = True) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        log.warning("%s: unreadable fast-path cache, probing again (%s)", path, exc)
+        if warn:
+            log.warning("%s: unreadable fast-path cache, probing again (%s)", path, exc)
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -346,7 +347,7 @@ def cached_probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Ch
     if hit is not None and hit.path in paths:
         return dataclasses.replace(hit, detail=f"{file}; measured {data[key].get('date', '?')}: {hit.detail}")
     choice = probe(model, device, paths)
-    data = _read_cache(file)  # another process may have written meanwhile
+    data = _read_cache(file, warn=False)  # another process may have written meanwhile (warned above)
     data[key] = {"path": dataclasses.asdict(choice.path), "detail": choice.detail, "seconds": choice.seconds,
                  "levels": choice.levels, "machine": machine(device),
                  "date": datetime.datetime.now().isoformat(timespec="seconds")}

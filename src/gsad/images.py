@@ -174,10 +174,24 @@ def auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
     The simplest brightening a camera does; a baseline in the held-out table and the warm
     start of the ``exposure`` sampler start. A black image stays black.
     """
-    linear = srgb_to_linear(image.astype(np.float64) / 255.0)
-    luminance = float((linear @ LUMINANCE).mean())
+    linear = _decode(image)
+    luminance = _mean_luminance(linear)
     gain = target / luminance if luminance > 0 else 1.0
-    return np.round(linear_to_srgb(linear * gain) * 255.0).astype(np.uint8)
+    return _encode(linear * gain)
+
+
+def _decode(image: np.ndarray) -> np.ndarray:
+    """uint8 sRGB -> float64 linear light in [0, 1]."""
+    return srgb_to_linear(image.astype(np.float64) / 255.0)
+
+
+def _encode(linear: np.ndarray) -> np.ndarray:
+    """float64 linear light -> uint8 sRGB (clipped, rounded)."""
+    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+
+
+def _mean_luminance(linear: np.ndarray) -> float:
+    return float((linear @ LUMINANCE).mean())
 
 
 #: Mean linear luminances between which :func:`soft_auto_exposure` fades from the full
@@ -209,11 +223,11 @@ def soft_auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
     The warm start of the ``soft-exposure`` sampler start: a photo that needs no correction
     starts from itself, not from a brightened copy.
     """
-    linear = srgb_to_linear(image.astype(np.float64) / 255.0)
-    gain = soft_exposure_gain(float((linear @ LUMINANCE).mean()), target)
+    linear = _decode(image)
+    gain = soft_exposure_gain(_mean_luminance(linear), target)
     if gain == 1.0:
         return np.asarray(image, dtype=np.uint8).copy()
-    return np.round(linear_to_srgb(linear * gain) * 255.0).astype(np.uint8)
+    return _encode(linear * gain)
 
 
 def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
@@ -224,8 +238,7 @@ def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
     """
     if ev == 0:
         return image
-    linear = srgb_to_linear(image.astype(np.float64) / 255.0) * 2.0**ev
-    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+    return _encode(_decode(image) * 2.0**ev)
 
 
 def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:

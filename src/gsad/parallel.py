@@ -82,16 +82,21 @@ def shared_enhancer(ctx: Context, checkpoint: str | os.PathLike | None, precisio
     return enhancer
 
 
-def predict_shared(ctx: Context, pairs: Sequence[Any], predict: Any) -> dict[str, Any] | None:
+def predict_shared(
+    ctx: Context, pairs: Sequence[Any], predict: Any, max_pixels: int | None = None
+) -> dict[str, Any] | None:
     """``predict(pair.name, low image)`` for this rank's share of ``pairs``; every output, by pair
-    name, on rank 0 (None elsewhere). Rank 0 shows one progress bar over all pairs."""
+    name, on rank 0 (None elsewhere). Rank 0 shows one progress bar over all pairs. ``max_pixels``:
+    the run's image size limit (:func:`gsad.images.read_image`; None: its default)."""
     from tqdm import tqdm
 
-    from gsad.images import read_image
+    from gsad.images import MAX_PIXELS, read_image
+
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
 
     outputs = {}
     with tqdm(total=len(pairs), desc="enhance", unit="img", disable=not ctx.is_main, dynamic_ncols=True) as bar:
         for pair in share(ctx, pairs, bar):
-            outputs[pair.name] = predict(pair.name, read_image(pair.low))
+            outputs[pair.name] = predict(pair.name, read_image(pair.low, limit))
     gathered = gather(ctx, outputs)
     return None if gathered is None else {k: v for part in gathered for k, v in part.items()}
