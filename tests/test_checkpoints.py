@@ -110,6 +110,16 @@ def test_garbage_checkpoints_raise_checkpoint_error(tmp_path, content, message):
     assert str(path) in str(info.value)
 
 
+def test_pickled_objects_are_refused_without_advice_to_unpickle(tmp_path):
+    path = tmp_path / "objects.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "opt": SamplerConfig()}, path)  # a non-tensor object
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: a PyTorch file that holds more than a state dict of tensors")
+    assert "weights_only" not in message and "arbitrary code" not in message
+
+
 def test_missing_and_foreign_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope.safetensors")

@@ -292,6 +292,19 @@ def update_sampler_defaults(
                            overwrite=overwrite or output is None)
 
 
+def _why_not_loadable(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words for the user: torch's own
+    message for a file it refuses advises loading it with pickle, which gsad never does."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch's zip format, or a bare pickle
+        if "Weights only load failed" in str(exc):
+            return ("a PyTorch file that holds more than a state dict of tensors; gsad loads only "
+                    "tensors (it never runs pickled code)")
+        return f"a damaged or unsupported PyTorch file ({_first_line(exc)})"
+    return "not a PyTorch checkpoint or a gsad .safetensors file (unrecognised contents)"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -370,9 +383,7 @@ def _load_reference(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and EOF errors of all kinds
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint or a gsad .safetensors file ({_first_line(exc)})"
-        ) from None
+        raise CheckpointError(f"{path}: {_why_not_loadable(path, exc)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
