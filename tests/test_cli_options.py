@@ -14,7 +14,7 @@ from gsad.training import TrainConfig
 #: A value other than the default for every sampler option, as flag text and as parsed.
 SAMPLER_VALUES = {"sampler": ("ddim", "ddim"), "steps": ("7", 7), "beta_start": ("1e-3", 1e-3),
                   "beta_end": ("0.8", 0.8), "seed": ("11", 11), "start": ("exposure", "exposure"),
-                  "ensemble": ("3", 3)}
+                  "ensemble": ("3", 3), "detail": ("0.5", 0.5)}
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ from gsad.config import (
     START_NAMES,
     SamplerConfig,
     check_beta,
+    check_detail,
     check_ensemble,
     check_exposure,
     check_int,
@@ -85,6 +86,7 @@ _port = _whole(1, 65535)
 _steps = _checked(int, check_steps, "a whole number")
 _seed = _checked(int, check_seed, "a whole number")
 _ensemble = _checked(int, check_ensemble, "a whole number")
+_detail = _checked(float, check_detail, "a number")
 _beta = _checked(float, check_beta, "a number")
 _exposure = _checked(float, check_exposure, "a number")
 _megapixels = _real(0.0, 1e6, open_low=True)
@@ -147,6 +149,9 @@ def _sampler_flags() -> dict[str, dict[str, object]]:
         "ensemble": {"type": _ensemble, "metavar": "N",
                      "help": f"average N trajectories run on flipped/transposed copies of the input "
                              f"(1-{MAX_ENSEMBLE}): less residual noise, N times the time"},
+        "detail": {"type": _detail, "metavar": "S",
+                   "help": "strength 0-1 of the detail restoration after sampling: the input's fine detail "
+                           "put back where it stands above the input's noise (0: off, the paper)"},
     }
 
 

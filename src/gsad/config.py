@@ -75,6 +75,11 @@ def check_ensemble(value: Any, name: str = "ensemble") -> int:
     return check_int(value, name, 1, MAX_ENSEMBLE)
 
 
+def check_detail(value: Any, name: str = "detail") -> float:
+    """Strength of the detail restoration (:mod:`gsad.detail`): a number in [0, 1], 0 = off."""
+    return check_real(value, name, 0.0, 1.0)
+
+
 def check_real(value: Any, name: str, low: float, high: float, open_low: bool = False, open_high: bool = False,
                unit: str = "") -> float:
     """A finite real number in the interval from ``low`` to ``high`` (open ends as flagged)."""
@@ -224,6 +229,10 @@ class SamplerConfig:
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;
     :func:`gsad.geometry.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
     mean: less residual noise for ``ensemble`` times the network evaluations.
+
+    ``detail``: strength (0-1) of the detail restoration after the trajectory
+    (:func:`gsad.detail.restore_detail`): the input's fine detail put back where it stands above
+    the input's noise. 0, the default and the paper, turns it off.
     """
 
     sampler: str = "reference"
@@ -233,6 +242,7 @@ class SamplerConfig:
     seed: int = 4088
     start: str = "noise"
     ensemble: int = 1
+    detail: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLER_NAMES:
@@ -241,6 +251,7 @@ class SamplerConfig:
             raise ConfigError(f"start: unknown start {self.start!r} (choose from {', '.join(START_NAMES)})")
         # one checker per knob, shared with the CLI's argument types (numpy integers become int)
         for name, check in (("steps", check_steps), ("seed", check_seed), ("ensemble", check_ensemble),
+                            ("detail", check_detail),
                             ("beta_start", check_beta), ("beta_end", check_beta)):
             object.__setattr__(self, name, check(getattr(self, name), name))
         check_schedule(self.steps, self.beta_start, self.beta_end)

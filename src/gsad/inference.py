@@ -21,6 +21,7 @@ from PIL import Image
 from gsad import fastpath
 from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
+from gsad.detail import restore_detail
 from gsad.devices import resolve_device
 from gsad.errors import ModelOutputError
 from gsad.images import adjust_exposure, as_array, from_model, to_model
@@ -152,6 +153,7 @@ class Enhancer:
         unused; the caller's stream goes on across calls, as in the reference test script).
         ``border``: (top, bottom, left, right) pixels of :func:`~gsad.geometry.pad_symmetric` padding added
         before the stride padding and cropped off after (the reference test pipeline's).
+        ``settings.detail`` > 0 then puts the input's reliable detail back (:func:`~gsad.detail.restore_detail`).
         """
         mean = run_ensemble(self.net, low, settings, callback, tile, generator, border, self.device)
         if not bool(torch.isfinite(mean).all()):
@@ -160,7 +162,7 @@ class Enhancer:
                 f"({settings.sampler} sampler, {settings.steps} steps, beta {settings.beta_start:g} -> "
                 f"{settings.beta_end:g}); nothing was written"
             )
-        return mean
+        return restore_detail(mean, low, settings.detail) if settings.detail else mean
 
     def enhance(
         self,
@@ -174,6 +176,7 @@ class Enhancer:
         seed: int | None = None,
         start: str | None = None,
         ensemble: int | None = None,
+        detail: float | None = None,
         tile: int | None = None,
         exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
@@ -181,7 +184,7 @@ class Enhancer:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
         ``settings``: the sampler options as one :class:`~gsad.config.SamplerConfig` (default: the
-        checkpoint's); the keywords ``sampler`` ... ``ensemble`` override single options of it
+        checkpoint's); the keywords ``sampler`` ... ``detail`` override single options of it
         (unset ones keep its values). ``tile``: None tiles images over
         ``gsad.tiling.AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
         side N (bounded memory for any size). ``exposure``: stops of brightness added to (or,
@@ -192,7 +195,7 @@ class Enhancer:
         """
         settings = self.settings(
             settings, sampler=sampler, steps=steps, beta_start=beta_start, beta_end=beta_end, seed=seed, start=start,
-            ensemble=ensemble,
+            ensemble=ensemble, detail=detail,
         )
         exposure = check_exposure(exposure)
         if tile is not None:
