@@ -116,7 +116,9 @@ def main() -> None:
         enhancer = Enhancer(path, device="cpu")
         s = enhancer.sampler
         label = label or ("gsad default" if path is None else Path(path).name)
-        methods[f"{label} ({s.sampler}, {s.steps} steps, start {s.start}, ensemble {s.ensemble})"] = enhancer.enhance
+        detail = f", detail {s.detail:g}" if s.detail else ""
+        name = f"{label} ({s.sampler}, {s.steps} steps, start {s.start}, ensemble {s.ensemble}{detail})"
+        methods[name] = enhancer.enhance
 
     results: dict = {"families": {}, "no_harm": {}}
     for family in [f for f in args.families.split(",") if f]:  # --families "": do no harm only

@@ -14,7 +14,8 @@
 # Second default model (issue 15), after the above:
 #   - photos/train_full: the same 46 training photos at full resolution (the wallpapers are
 #     1280-6000 px; training takes multi-scale crops of them, --min-scale);
-#   - valbroad: the val6 photos darkened with the broad pipeline (--ranges broad);
+#   - valbroad: the val6 photos darkened with the broad pipeline (--ranges broad), and valbroad3:
+#     the same photos darkened three times (seeds 901-903), where its sampler settings were chosen;
 #   - photos/heldout: 10 photos in no training or validation set: scikit-image's 6 and 4 more
 #     real photographs cut from fotoxx-common's manual images and tuxmath-data (the rest of the
 #     allowed packages gnome-backgrounds, ukui-wallpapers, desktop-base, sway-backgrounds,
@@ -114,6 +115,18 @@ heldout(f"{fotoxx}/unbend2.jpg", "fotoxx_room", (60, 60, 540, 260))  # inside th
 heldout("more/x/usr/share/tuxmath/images/title/menu_bkg.jpg", "tuxmath_earth")
 PY
 gsad synthesize photos/val6 -o valbroad --ranges broad --seed 11 --overwrite
+# valbroad3: the val6 photos darkened three times with the broad pipeline (seeds 901-903; names
+# NAME_1..NAME_3): 18 pairs, where the second default model's sampler settings were chosen.
+for s in 1 2 3; do
+    gsad synthesize photos/val6 -o "tmp_valbroad_$s" --ranges broad --seed $((900 + s)) --overwrite
+    mkdir -p valbroad3/low valbroad3/high
+    for f in "tmp_valbroad_$s"/low/*.png; do
+        name=$(basename "$f" .png)
+        cp "$f" "valbroad3/low/${name}_$s.png"
+        cp "tmp_valbroad_$s/high/$name.png" "valbroad3/high/${name}_$s.png"
+    done
+    rm -r "tmp_valbroad_$s"
+done
 for family in dark-noisy phone-jpeg color-cast near-normal; do
     gsad synthesize photos/heldout -o "heldout_$family" --ranges "$family" --seed 7 --overwrite
 done
