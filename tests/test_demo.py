@@ -108,8 +108,9 @@ def test_enhance_upload_matches_the_library_and_writes_a_full_size_png(enhancer,
     payload = _save(tmp_path / "in.png", dark_image)
     steps_seen = []
     before, after, path = enhance_upload(enhancer, payload, tmp_path / "out", exposure=0.5, steps=3, sampler="ddim",
-                                         ensemble=2, seed=7, progress=lambda i, n: steps_seen.append((i, n)))
-    expected = enhancer.enhance(dark_image, sampler="ddim", steps=3, seed=7, ensemble=2, exposure=0.5)
+                                         ensemble=2, seed=7, progress=lambda i, n: steps_seen.append((i, n)),
+                                         detail=0.5)
+    expected = enhancer.enhance(dark_image, sampler="ddim", steps=3, seed=7, ensemble=2, exposure=0.5, detail=0.5)
     np.testing.assert_array_equal(before, dark_image)
     np.testing.assert_array_equal(after, expected)
     np.testing.assert_array_equal(read_image(path), expected)
@@ -154,7 +155,8 @@ def test_enhance_upload_rejects_bad_options_as_user_errors(enhancer, tmp_path, d
     with pytest.raises(ConfigError, match="ensemble"):
         enhance_upload(enhancer, payload, tmp_path / "out", ensemble=99)
     # the HTTP API hands the controls' values over unprocessed: junk is a one-line error, not a traceback
-    for option, value in [("steps", "abc"), ("steps", 2.5), ("seed", float("nan")), ("exposure", "bright")]:
+    for option, value in [("steps", "abc"), ("steps", 2.5), ("seed", float("nan")), ("exposure", "bright"),
+                          ("detail", 1.5)]:
         with pytest.raises(ConfigError, match=option):
             enhance_upload(enhancer, payload, tmp_path / "out", **{option: value})
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -209,11 +211,12 @@ def test_app_controls_default_to_the_checkpoints_settings(tiny_checkpoint, tmp_p
     from gsad.demo import build_app
 
     model, _, _ = load_checkpoint(tiny_checkpoint)
-    stored = SamplerConfig(sampler="dpmpp", steps=4, seed=123, ensemble=2)
+    stored = SamplerConfig(sampler="dpmpp", steps=4, seed=123, ensemble=2, detail=0.6)
     app = build_app(Enhancer.from_model(model, stored, device="cpu"), tmp_path)
     parts = _components(app)
     assert parts["steps"].value == 4 and parts["sampler"].value == "dpmpp"
     assert parts["seed"].value == 123 and parts["ensemble"].value == 2 and parts["exposure"].value == 0.0
+    assert parts["detail"].value == 0.6
     assert app._queue.max_size == QUEUE_SIZE
 
 
@@ -259,9 +262,9 @@ def test_queue_is_bounded_serial_and_keeps_each_users_result(enhancer, tmp_path)
             pixels[:, : 2 + k] = 0  # a different picture for every user
             Image.fromarray(pixels).save(tmp_path / f"p{k}.png")
             photos.append(pixels)
-        jobs = [client.submit(handle_file(str(tmp_path / "p0.png")), 0.0, 1, "ddim", 1, 5, api_name="/enhance")]
+        jobs = [client.submit(handle_file(str(tmp_path / "p0.png")), 0.0, 1, "ddim", 1, 5, 0.0, api_name="/enhance")]
         assert gated.entered.wait(60)
-        jobs += [client.submit(handle_file(str(tmp_path / f"p{k}.png")), 0.0, 1, "ddim", 1, 5, api_name="/enhance")
+        jobs += [client.submit(handle_file(str(tmp_path / f"p{k}.png")), 0.0, 1, "ddim", 1, 5, 0.0, api_name="/enhance")
                  for k in range(1, len(photos))]
         settled = ("IN_QUEUE", "QUEUE_FULL", "PROCESSING")
         deadline = time.monotonic() + 60
@@ -305,12 +308,12 @@ def test_errors_reach_the_user_and_the_server_keeps_serving(enhancer, tmp_path, 
                     "big.png": "big.png: too large for the demo (20 x 30 pixels, at most 0.0005 megapixels)"}
         for name, message in expected.items():
             with pytest.raises(Exception) as err:  # gradio_client's AppError carries the page's message
-                client.predict(handle_file(str(tmp_path / name)), 0.0, 1, "ddim", 1, 0, api_name="/enhance")
+                client.predict(handle_file(str(tmp_path / name)), 0.0, 1, "ddim", 1, 0, 0.0, api_name="/enhance")
             assert message in str(err.value) and "Traceback" not in str(err.value)
         with pytest.raises(Exception) as err:
-            client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "nope", 1, 0, api_name="/enhance")
+            client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "nope", 1, 0, 0.0, api_name="/enhance")
         assert "sampler: unknown sampler 'nope' (choose from reference, ddim, dpmpp)" in str(err.value)
-        (_, _), png = client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "ddim", 1, 0, api_name="/enhance")
+        (_, _), png = client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "ddim", 1, 0, 0.0, api_name="/enhance")
         assert read_image(png).shape == (20, 20, 3)  # still serving after the errors
     finally:
         app.close()

@@ -150,6 +150,7 @@ def enhance_upload(
     seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     max_pixels: int = MAX_PIXELS,
+    detail: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
     """Enhance one uploaded photo with ``enhancer`` (a :class:`~gsad.inference.Enhancer`).
 
@@ -162,6 +163,7 @@ def enhance_upload(
     settings = enhancer.settings(
         sampler=sampler, steps=_number(steps, "steps", whole=True),
         ensemble=_number(ensemble, "ensemble", whole=True), seed=_number(seed, "seed", whole=True),
+        detail=_number(detail, "detail"),
     )
     exposure = _number(exposure, "exposure") or 0.0
     out = enhancer.enhance(pixels, settings, tile=None, exposure=exposure, callback=progress)
@@ -183,7 +185,7 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
     """The Gradio Blocks app around ``enhancer`` (not launched); controls default to its settings.
 
     Its API (``/gradio_api/info``) has one endpoint, ``/enhance``: (photo file, exposure EV,
-    steps, sampler, ensemble, seed) -> ((before, after) images, enhanced PNG file).
+    steps, sampler, ensemble, seed, detail) -> ((before, after) images, enhanced PNG file).
     """
     gr = import_gradio()
     if out_root is None:
@@ -194,7 +196,8 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
         root.mkdir(parents=True, exist_ok=True)
     defaults = enhancer.sampler
 
-    def run(photo, exposure, steps, sampler, ensemble, seed, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+    def run(photo, exposure, steps, sampler, ensemble, seed, detail,
+            progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
         def report(step: int, total: int) -> None:
             progress((step, total), desc="denoising", unit="steps")
 
@@ -202,7 +205,7 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
         try:
             before, after, path = enhance_upload(
                 enhancer, photo, root, exposure=exposure or 0.0, steps=steps, sampler=sampler,
-                ensemble=ensemble, seed=seed, progress=report, max_pixels=max_pixels,
+                ensemble=ensemble, seed=seed, progress=report, max_pixels=max_pixels, detail=detail,
             )
         except GsadError as exc:
             raise gr.Error(html.escape(str(exc), quote=False), duration=None, print_exception=False) from None
@@ -228,11 +231,13 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
                     ensemble = gr.Slider(1, MAX_ENSEMBLE, value=defaults.ensemble, step=1, label="Ensemble",
                                          elem_id="ensemble", info="trajectories averaged: less grain, more time")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed", elem_id="seed")
+                detail = gr.Slider(0.0, 1.0, value=defaults.detail, step=0.05, label="Detail", elem_id="detail",
+                                   info="the photo's own fine detail put back where it stands above its noise (0: off)")
             with gr.Column(scale=1):
                 compare = gr.ImageSlider(label="Before | after", type="numpy", format="png",
                                          interactive=False, elem_id="compare", max_height=480)
                 result = gr.File(label="Enhanced PNG (full resolution)", interactive=False, elem_id="result")
-        button.click(run, [photo, exposure, steps, sampler, ensemble, seed], [compare, result],
+        button.click(run, [photo, exposure, steps, sampler, ensemble, seed, detail], [compare, result],
                      api_name="enhance", preprocess=False, concurrency_limit=1)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return app
