@@ -313,7 +313,8 @@ def test_errors_reach_the_user_and_the_server_keeps_serving(enhancer, tmp_path, 
         with pytest.raises(Exception) as err:
             client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "nope", 1, 0, 0.0, api_name="/enhance")
         assert "sampler: unknown sampler 'nope' (choose from reference, ddim, dpmpp)" in str(err.value)
-        (_, _), png = client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "ddim", 1, 0, 0.0, api_name="/enhance")
+        (_, _), png = client.predict(handle_file(str(tmp_path / "ok.png")), 0.0, 1, "ddim", 1, 0, 0.0,
+                                     api_name="/enhance")
         assert read_image(png).shape == (20, 20, 3)  # still serving after the errors
     finally:
         app.close()
