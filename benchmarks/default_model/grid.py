@@ -6,10 +6,10 @@ Scaled mode (one row per pair of one folder, each cell ``--width`` px wide):
 
 Full-size mode (texture visible): ``--crop PX`` takes a PX x PX crop at 1:1 from every pair of
 every folder given (centre of the image, or ``--at Y,X`` as fractions of its size), one row each;
-``--photos`` keeps only the named pairs:
+``--photos`` keeps only the named pairs, ``--pick`` one named pair per folder, in order:
 
-    python benchmarks/default_model/grid.py WORK/heldout_dark-noisy WORK/heldout_near-normal ... \
-        docs/before_after.png --crop 160 --photos chelsea.png,coffee.png
+    python benchmarks/default_model/grid.py WORK/heldout_dark-noisy WORK/heldout_near-normal \
+        docs/before_after.png --crop 192 --pick chelsea.png,motorcycle_left.png
 """
 
 from __future__ import annotations
@@ -40,15 +40,19 @@ def main() -> None:
     parser.add_argument("--crop", type=int, help="full-size mode: side of the 1:1 crops")
     parser.add_argument("--at", default="0.5,0.5", help="crop centre as fractions Y,X of the image (default centre)")
     parser.add_argument("--photos", help="comma-separated pair names to keep (default all)")
+    parser.add_argument("--pick", help="comma-separated pair names, one per folder (instead of --photos)")
     parser.add_argument("--checkpoint", help="model (default: the bundled one)")
     args = parser.parse_args()
     enhancer = Enhancer(args.checkpoint, device="cpu")
     keep = set(args.photos.split(",")) if args.photos else None
+    picks = args.pick.split(",") if args.pick else None
+    if picks is not None and len(picks) != len(args.data):
+        parser.error(f"--pick names {len(picks)} pairs for {len(args.data)} folders")
     at = tuple(float(v) for v in args.at.split(","))
     rows = []
-    for folder in args.data:
+    for i, folder in enumerate(args.data):
         for pair in find_pairs(folder):
-            if keep is not None and pair.low.name not in keep:
+            if (keep is not None and pair.low.name not in keep) or (picks is not None and pair.low.name != picks[i]):
                 continue
             low, high = read_image(pair.low), read_image(pair.high)
             cells = [low, auto_exposure(low), enhancer.enhance(low), high]
