@@ -75,11 +75,6 @@ def check_ensemble(value: Any, name: str = "ensemble") -> int:
     return check_int(value, name, 1, MAX_ENSEMBLE)
 
 
-def check_detail(value: Any, name: str = "detail") -> float:
-    """Strength of the detail restoration (:mod:`gsad.detail`): a number in [0, 1], 0 = off."""
-    return check_real(value, name, 0.0, 1.0)
-
-
 def check_real(value: Any, name: str, low: float, high: float, open_low: bool = False, open_high: bool = False,
                unit: str = "") -> float:
     """A finite real number in the interval from ``low`` to ``high`` (open ends as flagged)."""
@@ -100,6 +95,11 @@ def check_beta(value: Any, name: str = "beta") -> float:
 def check_exposure(value: Any, name: str = "exposure") -> float:
     """Exposure change in stops: a number in [-:data:`MAX_EXPOSURE`, :data:`MAX_EXPOSURE`]."""
     return check_real(value, name, -MAX_EXPOSURE, MAX_EXPOSURE, unit=" stops")
+
+
+def check_detail(value: Any, name: str = "detail") -> float:
+    """Strength of the detail restoration (:mod:`gsad.detail`): a number in [0, 1], 0 = off."""
+    return check_real(value, name, 0.0, 1.0)
 
 
 def _log10_alpha_bar_end(steps: int, beta_start: float, beta_end: float) -> float:

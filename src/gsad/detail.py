@@ -9,8 +9,8 @@ on the image itself) and puts it into the output at the output's brightness. On 
 input nearly all detail passes, so a photo that needs no correction keeps its texture; on a
 very noisy input nearly none does, and the model's output is left as it was.
 
-For an output ``x`` (channels ``c``) and the input's luminance ``L`` (Rec. 601 weights, sRGB
-values in [0, 1]), with ``B`` a Gaussian blur of :data:`DETAIL_SIGMA` px::
+For an output ``x`` (channels ``c``) and the input's luminance ``L`` (Rec. 601 weights,
+:data:`gsad.metrics.GRAY_WEIGHTS`, on sRGB values in [0, 1]), with ``B`` a Gaussian blur of :data:`DETAIL_SIGMA` px::
 
     h   = L - B(L)                          the input's detail band
     v   = B2(h^2)                           its local energy (Gaussian of LOCAL_SIGMA px)
@@ -37,6 +37,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from gsad.metrics import GRAY_WEIGHTS
 
 __all__ = ["DETAIL_SIGMA", "KAPPA", "LOCAL_SIGMA", "NOISE_BINS", "NOISE_QUANTILE", "noise_energy", "restore_detail"]
 
@@ -101,7 +103,7 @@ def restore_detail(output: torch.Tensor, low: torch.Tensor, strength: float = 1.
         return output
     x = (output.float() + 1.0) / 2.0
     y = (low.float() + 1.0) / 2.0
-    luma = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
+    luma = sum(w * y[:, c:c + 1] for c, w in enumerate(GRAY_WEIGHTS))
     base_l = _blur(luma, DETAIL_SIGMA)
     band = luma - base_l
     energy = _blur(band * band, LOCAL_SIGMA)

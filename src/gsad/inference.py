@@ -162,7 +162,7 @@ class Enhancer:
                 f"({settings.sampler} sampler, {settings.steps} steps, beta {settings.beta_start:g} -> "
                 f"{settings.beta_end:g}); nothing was written"
             )
-        return restore_detail(mean, low, settings.detail) if settings.detail else mean
+        return restore_detail(mean, low, settings.detail)  # the identity when settings.detail is 0
 
     def enhance(
         self,
