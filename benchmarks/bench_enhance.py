@@ -3,7 +3,7 @@
 
 For each device x model x size x precision it runs ``Enhancer.enhance_tensor`` on a random
 dark image (precision ``auto``, the default, is ``Enhancer``'s default: the path
-:mod:`gsad.fastpath` chooses for this machine, named in the ``path`` column and on a line of
+:mod:`gsad.runtime.fastpath` chooses for this machine, named in the ``path`` column and on a line of
 its own) (after a one-step warm-up) and prints seconds per image and per step, the
 achieved GFLOP/s (the network's FLOPs per step as run, counted once on the meta device:
 2 FLOPs per multiply-add) the peak memory of the sampling run (CPU: peak resident set above
@@ -57,12 +57,12 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from gsad.checkpoints import load_checkpoint, to_reference_state_dict  # noqa: E402
-from gsad.config import PRESETS, SAMPLER_NAMES, NetworkConfig, SamplerConfig  # noqa: E402
+from gsad.config import PRECISION_CHOICES, PRESETS, SAMPLER_NAMES, NetworkConfig, SamplerConfig  # noqa: E402
+from gsad.enhance.enhancer import Enhancer, default_checkpoint
 from gsad.errors import ConfigError  # noqa: E402
-from gsad.fastpath import PRECISION_CHOICES, cpu_model, machine  # noqa: E402
-from gsad.geometry import pad_to_multiple  # noqa: E402
-from gsad.inference import Enhancer, default_checkpoint  # noqa: E402
+from gsad.imaging.geometry import pad_to_multiple
 from gsad.network.unet import UNet  # noqa: E402
+from gsad.runtime.cpu import cpu_model, machine
 
 # ------------------------------------------------------------------------------------------
 # measuring

@@ -4,7 +4,7 @@ fp16 / auto, ``torch.compile`` off and on, 10 and 20 reference-sampler steps at 
 
 Each configuration builds an ``Enhancer`` on the same model (``precision`` as named; ``fp32``
 with TF32 off for convolutions and matmuls, ``tf32`` the same network with TF32 on, ``auto``
-whatever :mod:`gsad.fastpath` chooses, shown in the ``path`` column), warms up (one full run,
+whatever :mod:`gsad.runtime.fastpath` chooses, shown in the ``path`` column), warms up (one full run,
 which also compiles), then times ``--repeats`` runs with CUDA synchronised, and reports
 seconds per image and per step and the mean / max output difference from fp32 in levels of
 255 (same seed, same noise). The machine (GPU, capability, torch, CUDA) is printed first.
@@ -35,10 +35,10 @@ import torch
 
 from gsad.checkpoints import load_checkpoint
 from gsad.config import PRESETS, SamplerConfig
+from gsad.enhance.enhancer import Enhancer, default_checkpoint
 from gsad.errors import ConfigError
-from gsad.fastpath import machine
-from gsad.inference import Enhancer, default_checkpoint
 from gsad.network.unet import UNet
+from gsad.runtime.cpu import machine
 
 MODES = ("fp32", "tf32", "bf16", "fp16", "auto")
 

@@ -20,12 +20,12 @@ import time
 import torch
 
 from gsad.config import PRESETS, preset
-from gsad.devices import resolve_device
 from gsad.diffusion.schedules import training_schedule
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.losses.structure import structure_distance
 from gsad.network import UNet
-from gsad.training.loop import EMA
+from gsad.runtime.devices import resolve_device
+from gsad.training.ema import EMA
 
 
 def steps_per_second(

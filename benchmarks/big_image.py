@@ -25,7 +25,7 @@ def main() -> None:
     from skimage import data
 
     from gsad.data.synthesize import HOLDOUT_RANGES, degrade
-    from gsad.inference import Enhancer
+    from gsad.enhance.enhancer import Enhancer
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC))

@@ -3,7 +3,7 @@
 
 For a checkpoint and a folder of (low, high) pairs, enhances every validation image with
 each sampler at each step count and prints a markdown table of the mean PSNR and SSIM,
-plain and GT-mean (``gsad.metrics.score_pair``), and the seconds per image.
+plain and GT-mean (``gsad.evaluation.metrics.score_pair``), and the seconds per image.
 
 Schedules. The checkpoint's sampler settings (or ``--base-steps/--beta-start/--beta-end``)
 give a base test schedule of ``T`` levels. ``--schedule respaced`` (default) runs k steps on
@@ -35,15 +35,17 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import SAMPLER_NAMES, START_NAMES
 from gsad.data import find_pairs
 from gsad.data.layouts import LAYOUTS
-from gsad.devices import resolve_device
 from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
 from gsad.errors import GsadError
-from gsad.geometry import pad_to_multiple
-from gsad.images import from_model, read_image, start_estimate, to_model
-from gsad.metrics import score_pair
+from gsad.evaluation.metrics import score_pair
+from gsad.imaging.exposure import start_estimate
+from gsad.imaging.geometry import pad_to_multiple
+from gsad.imaging.io import read_image
+from gsad.imaging.tensors import from_model, to_model
 from gsad.network.inference_net import PRECISIONS, InferenceNet
+from gsad.runtime.devices import resolve_device
 
 METRICS = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from gsad.images import linear_to_srgb, srgb_to_linear
-from gsad.inference import Enhancer
-from gsad.metrics import mean_level, psnr, ssim
+from gsad.enhance.enhancer import Enhancer
+from gsad.evaluation.metrics import mean_level, psnr, ssim
+from gsad.imaging.exposure import linear_to_srgb, srgb_to_linear
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import gsad.tiling
+import gsad.enhance.tiling
 from gsad.cli import main
 from gsad.config import SamplerConfig
 from gsad.demo import INSTALL_HINT, QUEUE_SIZE, enhance_upload, example_photos, read_upload
+from gsad.enhance.enhancer import Enhancer
 from gsad.errors import InputError
-from gsad.images import read_image
-from gsad.inference import Enhancer
+from gsad.imaging.io import read_image
 
 
 def need(module: str):
@@ -139,8 +139,8 @@ def test_enhance_upload_gives_each_request_its_own_file(enhancer, tmp_path, dark
 def test_enhance_upload_tiles_large_photos_like_the_cli(enhancer, tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     photo = rng.integers(0, 60, (48, 72, 3), dtype=np.uint8)
-    monkeypatch.setattr(gsad.tiling, "AUTO_TILE_PIXELS", 1000)
-    monkeypatch.setattr(gsad.tiling, "AUTO_TILE", 32)
+    monkeypatch.setattr(gsad.enhance.tiling, "AUTO_TILE_PIXELS", 1000)
+    monkeypatch.setattr(gsad.enhance.tiling, "AUTO_TILE", 32)
     _, after, _ = enhance_upload(enhancer, _save(tmp_path / "big.png", photo), tmp_path / "out", sampler="ddim")
     np.testing.assert_array_equal(after, enhancer.enhance(photo, sampler="ddim", tile=None))
     assert not np.array_equal(after, enhancer.enhance(photo, sampler="ddim", tile=0))  # tiling was in effect

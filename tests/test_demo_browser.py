@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsad.images import read_image
-from gsad.inference import Enhancer
+from gsad.enhance.enhancer import Enhancer
+from gsad.imaging.io import read_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "gsad" / "resources" / "sample_dark.png"
 CHROME_FLAGS = (

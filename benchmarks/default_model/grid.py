@@ -20,8 +20,9 @@ import numpy as np
 from PIL import Image
 
 from gsad.data.layouts import find_pairs
-from gsad.images import auto_exposure, read_image, write_image
-from gsad.inference import Enhancer
+from gsad.enhance.enhancer import Enhancer
+from gsad.imaging.exposure import auto_exposure
+from gsad.imaging.io import read_image, write_image
 
 
 def _crop(image: np.ndarray, size: int, at: tuple[float, float]) -> np.ndarray:

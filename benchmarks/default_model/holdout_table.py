@@ -13,8 +13,8 @@ Held-out sets (made by benchmarks/default_model/prepare_photos.sh in WORK):
 Methods: the dark input itself, a global auto-exposure (linear-light gain so that the mean
 luminance reaches 18 % grey), CLAHE (scikit-image equalize_adapthist, default settings) and
 each model given (default: the bundled default model) with its stored sampler settings.
-Scores per family, in the plain and the GT-mean protocol (gsad.metrics.score_pair): PSNR, SSIM
-and the detail ratio (gsad.metrics.detail_ratio: Laplacian variance of the output over the
+Scores per family, in the plain and the GT-mean protocol (gsad.evaluation.metrics.score_pair): PSNR, SSIM
+and the detail ratio (gsad.evaluation.metrics.detail_ratio: Laplacian variance of the output over the
 reference's; 1 is the target, < 1 smoothed, > 1 grain); "gain" is a model's plain PSNR minus the
 best baseline's.
 
@@ -37,8 +37,9 @@ import numpy as np
 from skimage import exposure
 
 from gsad.data.layouts import find_pairs
-from gsad.images import auto_exposure, list_images, read_image
-from gsad.metrics import detail_ratio, gt_mean_adjust, mean_level, psnr, score_pair, ssim
+from gsad.evaluation.metrics import detail_ratio, gt_mean_adjust, mean_level, psnr, score_pair, ssim
+from gsad.imaging.exposure import auto_exposure
+from gsad.imaging.io import list_images, read_image
 
 FAMILIES = ("holdout", "dark-noisy", "phone-jpeg", "color-cast", "near-normal")
 #: The do-no-harm bounds of issue 15.
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
-    from gsad.inference import Enhancer
+    from gsad.enhance.enhancer import Enhancer
 
     work = Path(args.work)
     methods = {} if args.no_baselines else {"dark input": lambda x: x, "auto-exposure": auto_exposure,

@@ -16,7 +16,7 @@ from PIL import Image
 from skimage import data
 
 from gsad.data.synthesize import HOLDOUT_RANGES, degrade
-from gsad.images import write_image
+from gsad.imaging.io import write_image
 
 RESOURCES = Path(__file__).resolve().parents[2] / "src" / "gsad" / "resources"
 LONG_SIDE = 384

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from gsad.inference import Enhancer
+    from gsad.enhance.enhancer import Enhancer
 
 
 def __getattr__(name: str):
     if name == "Enhancer":
-        from gsad.inference import Enhancer
+        from gsad.enhance.enhancer import Enhancer
 
         return Enhancer
     raise AttributeError(f"module 'gsad' has no attribute {name!r}")

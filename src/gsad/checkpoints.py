@@ -310,11 +310,16 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+#: The file in a training run's folder naming its newest inference checkpoint (the run folder's
+#: format: gsad.training.run_dir).
+LATEST_FILE = "latest"
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run directory's latest inference checkpoint."""
     path = Path(path)
     if path.is_dir():
-        pointer = path / "latest"
+        pointer = path / LATEST_FILE
         if not pointer.is_file():
             raise CheckpointError(f"{path}: a folder without a 'latest' file is not a gsad run directory")
         try:

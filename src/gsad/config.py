@@ -98,7 +98,7 @@ def check_exposure(value: Any, name: str = "exposure") -> float:
 
 
 def check_detail(value: Any, name: str = "detail") -> float:
-    """Strength of the detail restoration (:mod:`gsad.detail`): a number in [0, 1], 0 = off."""
+    """Strength of the detail restoration (:mod:`gsad.enhance.detail`): a number in [0, 1], 0 = off."""
     return check_real(value, name, 0.0, 1.0)
 
 
@@ -202,10 +202,21 @@ START_NAMES = ("noise", "exposure", "soft-exposure")
 #: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
 MAX_ENSEMBLE = 8
 
+#: Largest image read from a file, in pixels (``--max-megapixels`` raises it). A 3000 x 2000 photo
+#: (6 MP) takes minutes on a CPU; a file claiming more than this is refused from its header,
+#: before any decoding, so a tiny "decompression bomb" cannot run for hours or fill memory.
+MAX_PIXELS = 50_000_000
+
 #: Precisions the network can run in (inference ``precision``; training ``amp`` uses the half
 #: ones). gsad.network.inference_net.PRECISIONS maps each to its autocast dtype (kept here, without
 #: torch, for the configs and the CLI; a test asserts the two agree).
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
+#: Values of the inference ``precision`` option: ``auto`` (gsad.runtime.fastpath chooses) plus
+#: the fixed precisions.
+PRECISION_CHOICES = ("auto", *PRECISION_NAMES)
+#: Largest mean difference from fp32 (levels of 255) that ``precision="auto"`` accepts.
+TOLERANCE_LEVELS = 1.0
 
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")
@@ -222,16 +233,16 @@ class SamplerConfig:
     ``start``: ``noise`` starts the trajectory from pure noise (the paper); ``exposure``
     starts it from the input's global auto-exposure, noised to the schedule's first level
     (a warm start, see :func:`gsad.diffusion.samplers.initial_state`); ``soft-exposure``
-    from the soft auto-exposure (:func:`gsad.images.soft_auto_exposure`), which does not
+    from the soft auto-exposure (:func:`gsad.imaging.exposure.soft_auto_exposure`), which does not
     brighten inputs that are already well exposed.
 
     ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;
-    :func:`gsad.geometry.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
+    :func:`gsad.imaging.geometry.grid_symmetry`) with seed ``seed + k``, and is mapped back before the
     mean: less residual noise for ``ensemble`` times the network evaluations.
 
     ``detail``: strength (0-1) of the detail restoration after the trajectory
-    (:func:`gsad.detail.restore_detail`): the input's fine detail put back where it stands above
+    (:func:`gsad.enhance.detail.restore_detail`): the input's fine detail put back where it stands above
     the input's noise. 0, the default and the paper, turns it off.
     """
 
@@ -430,3 +441,22 @@ __all__ = [
     "to_dict",
     "load_yaml",
 ]
+
+
+#: Dataset layouts of gsad.data.layouts.find_pairs (plus ``"auto"``) and its split names.
+LAYOUTS = ("lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs")
+SPLITS = ("train", "test")
+
+#: Pipelines that run a model on the pairs in gsad.evaluation.evaluate (its module docstring).
+PIPELINES = ("reference", "enhance")
+
+#: Default grid of gsad.evaluation.tuning (``gsad tune-schedule``). Steps 10/20 are the paper's;
+#: betas bracket its per-dataset choices. TUNING_METRICS: what ranks the trials.
+TUNING_STEPS = (10, 20)
+TUNING_BETA_STARTS = (1e-4, 6e-4, 2e-3)
+TUNING_BETA_ENDS = (0.5, 0.7, 0.85, 0.9)
+TUNING_METRICS = ("psnr", "ssim")
+
+#: Names of the degradation presets of ``gsad synthesize`` and ``--synthetic`` training
+#: (gsad.data.synthesize.RANGES; kept here, without numpy, for the CLI; a test asserts the two agree).
+RANGE_NAMES = ("default", "holdout", "broad", "dark-noisy", "phone-jpeg", "color-cast", "near-normal")

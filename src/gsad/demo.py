@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gsad.config import MAX_ENSEMBLE, SAMPLER_NAMES
 from gsad.errors import ConfigError, GsadError, InputError
-from gsad.images import read_image, write_image
+from gsad.imaging.io import read_image, write_image
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def enhance_upload(
     max_pixels: int = MAX_PIXELS,
     detail: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
-    """Enhance one uploaded photo with ``enhancer`` (a :class:`~gsad.inference.Enhancer`).
+    """Enhance one uploaded photo with ``enhancer`` (a :class:`~gsad.enhance.enhancer.Enhancer`).
 
     Unset options take the checkpoint's defaults; large photos are tiled as in ``gsad enhance``
     (``tile=None``). The full-resolution result is written as PNG to a new folder of its own
@@ -252,7 +252,7 @@ def serve(
 ) -> Any:
     """Load the model once, build the app and serve it on ``host:port`` (blocks unless ``block`` is False)."""
     import_gradio()  # fail fast, before the model is loaded
-    from gsad.inference import Enhancer
+    from gsad.enhance.enhancer import Enhancer
 
     enhancer = Enhancer(checkpoint, device=device)
     app = build_app(enhancer)

@@ -20,7 +20,8 @@ from gsad.data.synthesize import (
     tone_curve,
 )
 from gsad.errors import ConfigError, DataError, InputError
-from gsad.images import linear_to_srgb, read_image, srgb_to_linear
+from gsad.imaging.exposure import linear_to_srgb, srgb_to_linear
+from gsad.imaging.io import read_image
 
 
 def _photo(seed: int = 0, size: int = 48) -> np.ndarray:

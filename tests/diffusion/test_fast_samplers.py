@@ -97,7 +97,7 @@ def test_second_order_convergence():
 
 
 def test_registered_everywhere(tiny_checkpoint, dark_image):
-    from gsad.inference import Enhancer
+    from gsad.enhance.enhancer import Enhancer
 
     assert SAMPLERS["dpmpp"] is sample_dpmpp_2m and "dpmpp" in SAMPLER_NAMES
     SamplerConfig(sampler="dpmpp")  # valid in configs

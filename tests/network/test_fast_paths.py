@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gsad.config import PRESETS, NetworkConfig
+from gsad.enhance.enhancer import Enhancer
 from gsad.errors import ConfigError
-from gsad.inference import Enhancer
 from gsad.network import UNet
 from gsad.network.inference_net import InferenceNet
 from gsad.network.layers import WINOGRAD_MIN_PIXELS, nnpack_available

@@ -18,10 +18,12 @@ from gsad.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from gsad.cli import main
 from gsad.config import SamplerConfig, from_dict
 from gsad.errors import ConfigError
-from gsad.images import read_image
+from gsad.imaging.io import read_image
+from gsad.runtime.distributed import Context
 from gsad.training import TrainConfig, load_train_config, loop, train
-from gsad.training.distributed import Context
-from gsad.training.loop import EMA, StepSampler, find_state, read_log
+from gsad.training.ema import EMA
+from gsad.training.order import StepSampler
+from gsad.training.run_dir import find_state, read_log
 
 TINY = dict(max_steps=3, batch_size=2, crop=32, checkpoint_every=2, log_every=1, device="cpu")
 
@@ -136,7 +138,7 @@ def test_stage1_from_a_stage2_model_gets_a_fresh_uncertainty_head(stage1_run, pa
                                **{**TINY, "max_steps": 1}))
     model2, _, _ = load_checkpoint(stage2)
     assert model2.uncertainty_head is None
-    from gsad.training.distributed import Context
+    from gsad.runtime.distributed import Context
     from gsad.training.loop import Trainer
 
     config = TrainConfig(data=str(pairs), out=str(tmp_path / "s1"), init=str(stage2), seed=3, **TINY)
@@ -175,12 +177,62 @@ def test_broad_synthetic_multiscale_run_resumes_with_bigger_crops(tmp_path):
         TrainConfig(min_scale=1.5)
 
 
-def test_synthetic_data(tmp_path):
+def _is_window_of(crop: np.ndarray, photos: list[np.ndarray]) -> bool:
+    """Whether ``crop`` (``H x W x 3`` uint8) is a window of one of ``photos``, maybe flipped."""
+    side = crop.shape[0]
+    for photo in photos:
+        for candidate in (crop, crop[:, ::-1]):
+            for top in range(photo.shape[0] - side + 1):
+                for left in range(photo.shape[1] - side + 1):
+                    if np.array_equal(photo[top : top + side, left : left + side], candidate):
+                        return True
+    return False
+
+
+def test_synthetic_data(tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     _write_pairs(tmp_path / "p", count=2)
     (tmp_path / "p" / "high").rename(photos)
-    run = train(TrainConfig(data=str(photos), synthetic=True, out=str(tmp_path / "run"), **{**TINY, "max_steps": 1}))
-    assert (run / "checkpoints" / "step_0000001.safetensors").is_file()
+    shutil.rmtree(tmp_path / "p")  # no paired low images anywhere near: the lows must be made
+    seen: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    real_objective = loop.stage1_objective
+
+    def spy(net, low, high, *args, **kwargs):
+        loss, logs = real_objective(net, low, high, *args, **kwargs)
+        seen.append((low.detach().clone(), high.detach().clone(), loss.item()))
+        return loss, logs
+
+    monkeypatch.setattr(loop, "stage1_objective", spy)
+    run = train(TrainConfig(data=str(photos), synthetic=True, out=str(tmp_path / "run"), **{**TINY, "max_steps": 2}))
+
+    # The pairs the trainer used: clean crops of the photos as targets, darker made-up inputs.
+    assert len(seen) == 2
+    sources = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(photos.glob("*.png"))]
+    for low, high, _ in seen:
+        assert low.shape == high.shape == (2, 3, 32, 32)
+        assert low.min() >= -1 and low.max() <= 1 and high.min() >= -1 and high.max() <= 1
+        assert (low.mean(dim=(1, 2, 3)) < high.mean(dim=(1, 2, 3)) - 0.1).all()  # every pair, clearly darker
+        for target in high:
+            target_u8 = ((target + 1) / 2 * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            assert _is_window_of(target_u8, sources)
+    assert not torch.equal(seen[0][0], seen[1][0])  # fresh crops and degradations each step
+
+    # The log: one row per step, the stage's columns, the losses the steps computed.
+    rows = read_log(run)
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert list(rows[0]) == ["step", "loss", "lr", "steps_per_s", "val_psnr"]
+    losses = [float(r["loss"]) for r in rows]
+    assert all(np.isfinite(losses)) and losses == pytest.approx([loss for *_, loss in seen], rel=1e-5)
+    assert from_dict(TrainConfig, yaml.safe_load((run / "config.yaml").read_text())).synthetic is True
+
+    # The saved weights: they load, are finite, and are the final step's EMA weights.
+    assert (run / "checkpoints" / "step_0000002.safetensors").is_file()
+    model, _, meta = load_checkpoint(run)
+    assert meta["gsad.stage"] == "uncertainty" and meta["gsad.step"] == "2"
+    state = _state(run)
+    for key, value in model.state_dict().items():
+        assert torch.isfinite(value).all(), key
+        assert torch.equal(value, state["ema"][key]), key
 
 
 def test_workers_do_not_change_the_data_and_bf16_runs(pairs, tmp_path):

@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from gsad.data.layouts import Pair
 from gsad.data.synthesize import DEFAULT_RANGES, DegradationRanges, degrade
 from gsad.errors import ConfigError, DataError
-from gsad.images import list_images, read_image
+from gsad.imaging.io import list_images, read_image
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -33,13 +33,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsad.config import LAYOUTS, SPLITS
 from gsad.errors import DataError
-from gsad.images import list_images
-
-#: Layout names accepted by :func:`find_pairs` (plus ``"auto"``).
-LAYOUTS = ("lol-v1", "lol-v2-real", "lol-v2-synthetic", "pairs")
-#: Split names accepted by :func:`find_pairs`.
-SPLITS = ("train", "test")
+from gsad.imaging.io import list_images
 
 # How many offending names an error message lists before "and N more".
 _SHOW = 5

@@ -62,7 +62,8 @@ from tqdm import tqdm
 
 from gsad.errors import ConfigError, DataError, InputError
 from gsad.files import OutputPlan, check_folder
-from gsad.images import linear_to_srgb, list_images, read_image, srgb_to_linear, write_image
+from gsad.imaging.exposure import linear_to_srgb, srgb_to_linear
+from gsad.imaging.io import list_images, read_image, write_image
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The U-Net as inference runs it: eps only, noise-level terms cached per level, optional
-Winograd convolutions, channels-last layout and lower precision (:mod:`gsad.fastpath` chooses).
+Winograd convolutions, channels-last layout and lower precision (:mod:`gsad.runtime.fastpath` chooses).
 
 Running the network fast is the network's business, not the diffusion's: the samplers see it
 only through :class:`~gsad.diffusion.denoiser.Denoiser`.

@@ -1,277 +1,62 @@
-"""The training loop of both GSAD stages: data order, steps, EMA, checkpoints, resume, logs.
+"""The training loop of both GSAD stages: :class:`Trainer` sets a run up (models, data, run folder),
+then steps, logs, validates and saves.
 
-The loss maths live in :mod:`gsad.losses.objectives`; this module only runs them.
-
-Run directory (``config.out``)::
-
-    RUN/
-      config.yaml                 the resolved TrainConfig
-      log.csv                     step, losses, lr, steps/s, val_psnr (one row per log step)
-      latest                      relative path of the newest inference checkpoint
-      uncertainty.safetensors     stage gsad: the frozen stage-1 model that gives P
-      checkpoints/
-        step_0001000.safetensors  EMA weights, gsad format (``gsad enhance --checkpoint``)
-        step_0001000.state.pt     model, EMA, optimizer, step: what ``--resume`` needs
-
-``gsad enhance --checkpoint RUN`` follows ``latest``. Every file is written to a temporary
-name and moved into place, so a killed run never leaves a half-written file; the
-temporaries a kill leaves behind are removed when the run starts or resumes.
-
-Kills and broken files: a checkpoint is written as state, weights, then ``latest``. On
-``--resume`` the newest state that can be read is used (an unreadable newer one is reported
-and skipped; it is replaced when the run reaches its step again), and the weights and
-``latest`` of that step are written if a kill came before them. A folder without any saved
-state (a run that failed or was killed before its first checkpoint) is not a run to
-resume: starting again with the same ``--out`` reuses it.
-
-Reproducibility and resume: everything random is a function of ``(seed, step)``.
-
-- Data order: item positions form one endless stream, epoch e being the permutation
-  ``default_rng([seed, e]).permutation(N)`` of the N training items; the global batch of
-  step s (counting from 0) is positions ``s*B .. s*B + B - 1``, and the crop, flip (and
-  synthetic degradation) of an item come from ``[seed, epoch, index]``
-  (:func:`gsad.data.datasets.item_rng`). The data of a step is thus independent of
-  workers, of where a run was resumed and of the number of processes (each rank takes
-  its contiguous slice of the global batch).
-- Noise: step s of rank r draws its levels and noise from a CPU generator seeded with
-  ``SeedSequence([seed + r, s])``; the global torch RNG (model init, dropout) is seeded
-  the same way inside a forked RNG scope, so the caller's RNG state is left alone.
-- A state file therefore needs no RNG state: model, EMA, optimizer (and fp16 grad
-  scaler) and the step counter, which is the data position. Resuming from step s gives
-  the same weights as an uninterrupted run (bitwise on the same machine and thread count).
+The loss maths live in :mod:`gsad.losses.objectives`; the run folder's format in
+:mod:`gsad.training.run_dir`; the data order and seeds in :mod:`gsad.training.order`; the EMA in
+:mod:`gsad.training.ema`. This module only runs them.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import io
 import logging
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader
 
-from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from gsad.checkpoints import LATEST_FILE, load_checkpoint, resolve_checkpoint, save_checkpoint
 from gsad.config import from_dict, load_yaml
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
 from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
 from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
-from gsad.images import start_estimate
+from gsad.imaging.exposure import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.inference_net import PRECISIONS
 from gsad.network.unet import UNet
+from gsad.runtime.distributed import Context, cleanup, setup, wrap_model
 from gsad.training.config import TrainConfig
-from gsad.training.distributed import Context, cleanup, setup, wrap_model
+from gsad.training.ema import EMA
+from gsad.training.order import EpochItems, StepSampler, collate, step_seed
+from gsad.training.run_dir import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LOG_FILE,
+    STATE_FORMAT,
+    UNCERTAINTY_FILE,
+    default_run_dir,
+    newest_intact_state,
+    read_log,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EMA", "StepSampler", "train", "step_seed", "find_state", "read_log"]
+__all__ = ["Trainer", "train"]
 
-STATE_FORMAT = 1
-CHECKPOINT_DIR = "checkpoints"
-LOG_FILE = "log.csv"
-CONFIG_FILE = "config.yaml"
-UNCERTAINTY_FILE = "uncertainty.safetensors"
-LATEST_FILE = "latest"
 LOSS_NAMES = {"uncertainty": ("loss",), "gsad": ("loss", "loss_pix", "loss_structure")}
 
 
-# ----------------------------------------------------------------------------------------
-# Small helpers: atomic files, seeds
-# ----------------------------------------------------------------------------------------
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The 64-bit seed of step ``step`` for base seed ``seed`` (a rank passes seed + rank)."""
-    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0])
-
-
-# ----------------------------------------------------------------------------------------
-# Data order
-# ----------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-class StepSampler(Sampler):
-    """(epoch, index) keys of this rank's items for steps ``start .. end - 1`` (0-based).
-
-    Global batch s holds stream positions ``s*B .. s*B + B - 1``; position p is item
-    ``perm_e[p mod N]`` of epoch ``e = p // N`` (see the module docstring); rank r of w
-    takes the r-th of w equal slices.
-    """
-
-    def __init__(self, num_items: int, batch_size: int, seed: int, start: int, end: int, ctx: Context) -> None:
-        if batch_size % ctx.world_size:
-            raise ConfigError(f"batch_size: {batch_size} is not divisible by the {ctx.world_size} processes")
-        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
-        self.start, self.end, self.ctx = start, end, ctx
-
-    def global_batch(self, step: int) -> list[tuple[int, int]]:
-        """The (epoch, index) keys of global batch ``step`` (all ranks)."""
-        keys = []
-        for pos in range(step * self.batch_size, (step + 1) * self.batch_size):
-            epoch, offset = divmod(pos, self.num_items)
-            keys.append((epoch, int(_permutation(self.seed, epoch, self.num_items)[offset])))
-        return keys
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for step in range(self.start, self.end):
-            yield from self.ctx.shard(self.global_batch(step))
-
-    def __len__(self) -> int:
-        return max(0, self.end - self.start) * (self.batch_size // self.ctx.world_size)
-
-
-class _EpochItems(Dataset):
-    """Index a crop dataset by (epoch, index) keys, selecting the epoch for each item."""
-
-    def __init__(self, base: PairedDataset | SyntheticDataset) -> None:
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        epoch, index = key
-        self.base.set_epoch(epoch)
-        try:
-            return self.base[index]
-        except GsadError as exc:
-            # A DataLoader worker's exception reaches the main process rewrapped with the
-            # worker's traceback as its message; carry a user error as data instead, so that
-            # the loop raises the original one-line error (see _collate).
-            return {"error": exc}
-
-
-def _collate(items: list[dict]) -> dict:
-    """Batch the items, or pass on the first item's error (``{"error": GsadError}``)."""
-    for item in items:
-        if "error" in item:
-            return item
-    return default_collate(items)
-
-
-# ----------------------------------------------------------------------------------------
-# EMA
-# ----------------------------------------------------------------------------------------
-
-
-class EMA:
-    """Exponential moving average of a model's weights (the inference model of a run).
-
-    After step s (1-based) with n = s - ``start``:
-
-        ema <- model                                    if n <= 0
-        ema <- d ema + (1 - d) model, d = min(decay, (1 + n) / (10 + n))   otherwise.
-
-    The warm-up of d lets the average follow the fast early changes, so short runs give
-    usable EMA weights (d reaches 0.9999 after ~90k steps). Buffers are copied.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, start: int = 0) -> None:
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.start = decay, start
-
-    def rate(self, step: int) -> float:
-        """The decay d applied after ``step`` (0 means a plain copy)."""
-        n = step - self.start
-        return 0.0 if n <= 0 else min(self.decay, (1 + n) / (10 + n))
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        d = self.rate(step)
-        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            if d == 0.0:
-                ema_p.copy_(p)
-            else:
-                ema_p.lerp_(p.detach(), 1.0 - d)
-        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            ema_b.copy_(b)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
-
-
-# ----------------------------------------------------------------------------------------
-# Run directory
-# ----------------------------------------------------------------------------------------
-
-
-def find_state(run_dir: str | os.PathLike) -> Path | None:
-    """The newest ``checkpoints/step_*.state.pt`` of a run directory, or None."""
-    states = sorted(Path(run_dir, CHECKPOINT_DIR).glob("step_*.state.pt"))
-    return states[-1] if states else None
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or corrupt files raise many types
-        first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__  # torch's is long
-        raise CheckpointError(f"{path}: cannot read the training state ({first})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "step" not in state:
-        raise CheckpointError(f"{path}: not a gsad training state")
-    return state
-
-
-def _newest_intact_state(run_dir: str | os.PathLike, warn: bool = True) -> tuple[Path, dict[str, Any]] | None:
-    """The newest state of a run that can be read, and its contents; None when there is no state.
-
-    Unreadable newer states (truncated, corrupt) are skipped with a warning naming each;
-    CheckpointError when none can be read.
-    """
-    states = sorted(Path(run_dir, CHECKPOINT_DIR).glob("step_*.state.pt"), reverse=True)
-    problems = []
-    for path in states:
-        try:
-            state = _read_state(path)
-        except CheckpointError as exc:
-            problems.append(str(exc))
-            continue
-        if warn:
-            for problem in problems:
-                log.warning("%s; resuming from the older %s instead", problem, path.name)
-        return path, state
-    if problems:
-        raise CheckpointError(f"{problems[0]}, and no older state can be read either")
-    return None
-
-
-def read_log(run_dir: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a run's ``log.csv`` (empty when there is none)."""
-    path = Path(run_dir, LOG_FILE)
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _default_run_dir(stage: str) -> str:
-    return str(Path("runs") / f"{stage}-{datetime.now():%Y%m%d-%H%M%S}")
-
-
 def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    from gsad.images import read_image
+    from gsad.imaging.io import read_image
 
     images = []
     for pair in sorted(pairs, key=lambda p: p.name)[:count]:
@@ -280,11 +65,6 @@ def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, 
             raise DataError(f"{pair.low} and {pair.high} differ in size")
         images.append((pair.name, low, high))
     return images
-
-
-# ----------------------------------------------------------------------------------------
-# Trainer
-# ----------------------------------------------------------------------------------------
 
 
 class _LogWindow:
@@ -314,7 +94,7 @@ class Trainer:
         self.ctx = ctx
         self.device = ctx.device
         self.stage = config.stage
-        out = config.out or ctx.broadcast(_default_run_dir(config.stage) if ctx.is_main else None)
+        out = config.out or ctx.broadcast(default_run_dir(config.stage) if ctx.is_main else None)
         self.config = config = dataclasses.replace(config, out=str(out))
         self.run_dir = Path(out)
         self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
@@ -357,7 +137,7 @@ class Trainer:
         """The state to resume from; for a fresh run, check that ``out`` may be (re)used."""
         run = self.run_dir
         if resume:
-            found = _newest_intact_state(run, warn=self.ctx.is_main)
+            found = newest_intact_state(run, warn=self.ctx.is_main)
             if found is None:
                 raise CheckpointError(
                     f"{run}: no saved training state to resume ({CHECKPOINT_DIR}/step_*.state.pt); "
@@ -539,8 +319,8 @@ class Trainer:
 
     def validate(self) -> float:
         """Mean PSNR (8-bit) of the EMA model's enhancements of the validation pairs."""
-        from gsad.inference import Enhancer
-        from gsad.metrics import psnr
+        from gsad.enhance.enhancer import Enhancer
+        from gsad.evaluation.metrics import psnr
 
         enhancer = Enhancer.from_model(self.ema.model, self.config.sampler, device=self.device, precision="fp32")
         scores = [psnr(enhancer.enhance(low), high) for _, low, high in self.val_images]
@@ -572,8 +352,8 @@ class Trainer:
         c, ctx = self.config, self.ctx
         sampler = StepSampler(len(self.dataset), c.batch_size, c.seed, self.step, c.max_steps, ctx)
         return DataLoader(
-            _EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
-            num_workers=c.num_workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
+            EpochItems(self.dataset), batch_size=c.batch_size // ctx.world_size, sampler=sampler,
+            num_workers=c.num_workers, pin_memory=self.device.type == "cuda", collate_fn=collate,
         )
 
     def _train_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -1,0 +1,138 @@
+"""``gsad train``: both GSAD stages; flags over a YAML config over the defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from gsad.cli import options
+from gsad.config import LAYOUTS, LOSS_WEIGHTINGS, PRESETS, RANGE_NAMES, SamplerConfig
+
+#: Old spellings of ``gsad train``'s sampler flags kept working (scripts use them), hidden from
+#: --help: flag -> the SamplerConfig field it sets.
+TRAIN_HIDDEN_ALIASES = {"--beta-start": "beta_start", "--beta-end": "beta_end"}
+
+
+_TRAIN_EPILOG = """\
+Every option can also be set in the YAML file given to --config, under the option's name with
+underscores (max_steps: 1000000); flags win over the file, the file over the defaults. The
+YAML file may also hold 'network:' (overrides of the preset's NetworkConfig fields, stage 1)
+and 'sampler:' (sampler, steps, beta_start, beta_end, seed). Shipped configs with the paper's
+settings, usable by name:
+%(shipped)s
+e.g.
+  gsad train --config lolv1_uncertainty --data LOLv1 --val-data LOLv1
+  gsad train --config lolv1_gsad --data LOLv1 --val-data LOLv1
+
+The run directory holds config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
+'gsad enhance --checkpoint RUN_DIR' works), checkpoints/step_NNNNNNN.safetensors (EMA
+weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model.
+Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is global).
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    import textwrap
+
+    from gsad.training.config import AMP_MODES, STAGES, shipped_configs
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    shipped = textwrap.fill(", ".join(shipped_configs()) or "none", width=92, initial_indent="  ",
+                            subsequent_indent="  ")
+    p.epilog = _TRAIN_EPILOG % {"shipped": shipped}
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE.yaml", help="YAML config file, or the name of a shipped config")
+    g.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/STAGE-DATE-TIME)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last saved state (same optimizer, EMA, step, data "
+                        "order); only steps, logging, validation, workers and device may change")
+    g.add_argument("--device", help="auto (CUDA when available; default), cpu or cuda")
+    g.add_argument("--amp", choices=AMP_MODES, help="autocast precision of the network (default off)")
+    g.add_argument("--seed", type=options.seed,
+                   help="seed of data order, crops and noise, 0 to 2**32 - 1 (default 0; rank r uses seed + r)")
+    g.add_argument("--num-workers", type=options.workers, help="DataLoader worker processes, 0-256 (default 0)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="DIR",
+                   help="training pairs (LOL layout or low/ + high/), or photos with --synthetic")
+    g.add_argument("--layout", choices=("auto", *LAYOUTS),
+                   help="layout of --data (default auto)")
+    g.add_argument("--synthetic", action=argparse.BooleanOptionalAction,
+                   help="--data is a folder of normal photos, darkened on the fly into training pairs")
+    g.add_argument("--crop", type=options.positive_int, help="side of the random square crops (default 96)")
+    g.add_argument("--ranges", choices=RANGE_NAMES,
+                   help="degradation preset of --synthetic training: default (the first default model's camera), "
+                        "broad (many cameras, tone curves, JPEG, blur; the second's), holdout or a held-out family")
+    g.add_argument("--min-scale", type=options.scale, metavar="Z",
+                   help="multi-scale crops: downscale each image by a random factor in [Z, 1] (log-uniform) "
+                        "before cropping, so large photos give detailed and global crops (default 1: off)")
+    g.add_argument("--cache", action=argparse.BooleanOptionalAction,
+                   help="keep decoded training images in memory (faster for a few large photos; default off)")
+    g.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips (default on)")
+    g = p.add_argument_group("model")
+    g.add_argument("--stage", choices=STAGES,
+                   help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init")
+    g.add_argument("--init", metavar="RUN_OR_CHECKPOINT",
+                   help="starting weights: stage gsad needs the stage-1 run directory or checkpoint (it also "
+                        "gives the uncertainty map and the architecture); optional for stage uncertainty (a stage-2 "
+                        "model gives its U-Net, with a new uncertainty head)")
+    g.add_argument("--preset", choices=tuple(PRESETS), help="network preset of stage 1 (default tiny)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--max-steps", type=options.positive_int, help="train until this step (default 1000)")
+    g.add_argument("--batch-size", type=options.positive_int,
+                   help="global batch size, split over processes (default 8)")
+    g.add_argument("--lr", type=options.learning_rate, help="Adam learning rate, constant, in (0, 1] (default 1e-4)")
+    g.add_argument("--ema-decay", type=options.ema_decay,
+                   help="EMA decay of the saved weights, in [0, 1) (default 0.9999)")
+    g.add_argument("--ema-start", type=options.count, help="step until which the EMA copies the weights (default 0)")
+    g.add_argument("--structure-weight", type=options.weight,
+                   help="weight of the structure loss in stage gsad (default 1; 0 turns it off)")
+    g.add_argument("--num-clusters", type=options.positive_int,
+                   help="Ward clusters per crop of the structure loss (default 6)")
+    g.add_argument("--patch-size", type=options.positive_int, help="patch side of the structure loss (default 8)")
+    g.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
+                   help="per-sample weight of the noise loss: eps (the paper, default) or truncated-snr "
+                        "(max of the noise and the x0 error: high noise levels count more)")
+    g.add_argument("--warm-start", type=options.fraction, metavar="FRACTION",
+                   help="fraction (0-1) of the samples at the samplers' start noise levels (alpha_bar <= 0.75) "
+                        "noised from the start estimate of the input (that of --sampler-start: exposure or "
+                        "soft-exposure; exposure when it is noise) instead of the target, so the model learns to "
+                        "clean the warm start's noise (default 0: the paper)")
+    g = p.add_argument_group("checkpoints and logs")
+    g.add_argument("--checkpoint-every", type=options.positive_int,
+                   help="save a checkpoint every N steps (default 1000)")
+    g.add_argument("--keep-states", type=options.positive_int, help="resumable .state.pt files kept (default 2)")
+    g.add_argument("--log-every", type=options.positive_int, help="write a log.csv row every N steps (default 50)")
+    g = p.add_argument_group("validation")
+    g.add_argument("--val-data", metavar="DIR", help="validation pairs (test split of a LOL layout, or low/ + high/)")
+    g.add_argument("--val-every", type=options.positive_int, help="validate every N steps (default 1000)")
+    g.add_argument("--val-count", type=options.positive_int, help="validate on the first N pairs by name (default all)")
+    defaults = SamplerConfig()
+    options.add_sampler_options(p, prefix="sampler-", title=(
+        f"sampler of validation, also stored in the checkpoints as their defaults (default {defaults.sampler}, "
+        f"{defaults.steps} steps, beta {defaults.beta_start:g} -> {defaults.beta_end:g}, seed {defaults.seed}, "
+        f"start {defaults.start}, ensemble {defaults.ensemble}); the flags of enhance, spelt --sampler-NAME"))
+    flags = options.sampler_flags()
+    for old, name in TRAIN_HIDDEN_ALIASES.items():
+        p.add_argument(old, dest=options.sampler_dest(name, "sampler-"), type=flags[name]["type"],
+                       help=argparse.SUPPRESS)
+
+
+#: TrainConfig fields without a flag of their own: the architecture comes from --preset (or a
+#: YAML ``network`` mapping); the sampler settings have their own flags.
+_TRAIN_NOT_FLAGS = ("network", "sampler")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gsad.training import TrainConfig, load_train_config, train
+
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _TRAIN_NOT_FLAGS]
+    overrides: dict[str, object] = {k: getattr(args, k) for k in keys}
+    sampler = options.sampler_overrides(args, prefix="sampler-")
+    overrides["sampler"] = {k: v for k, v in sampler.items() if v is not None} or None
+    config = load_train_config(args.config, overrides, resume=args.resume)
+    run_dir = train(config, resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,41 @@
+"""The one conversion between pixels and the network's tensors.
+
+* files, data and metrics: ``uint8`` arrays of shape ``H x W x 3`` (RGB) or float ``[0, 1]``;
+* network, samplers, losses: float32 tensors ``N x 3 x H x W`` in ``[-1, 1]``.
+
+``to_model`` / ``from_model`` are the only conversions between the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_model(image: np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float32 tensor in [-1, 1] (x / 127.5 - 1)."""
+    pixels = np.ascontiguousarray(image)
+    if not pixels.flags.writeable:  # e.g. np.asarray(pil_image): torch would warn about sharing it
+        pixels = pixels.copy()
+    t = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    return t.to(torch.float32) / 127.5 - 1.0
+
+
+
+def from_model(x: torch.Tensor) -> np.ndarray:
+    """``1 x 3 x H x W`` (or ``3 x H x W``) tensor in [-1, 1] -> ``H x W x 3`` uint8.
+
+    Maps by (x + 1) / 2, clamps to [0, 1], scales by 255 and rounds.
+    """
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"from_model takes one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    x01 = ((x.detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
+    return (x01 * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 -> float64 array in [0, 1]."""
+    return image.astype(np.float64) / 255.0

@@ -1,0 +1,114 @@
+"""Inference over torchrun ranks: the split, and 2 CPU processes giving a single process's outputs."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gsad.enhance import parallel
+from gsad.runtime.distributed import Context
+
+
+class Bar:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n):
+        self.n += n
+
+
+@pytest.mark.parametrize(("rank", "world", "expected"), [(0, 1, [0, 1, 2, 3, 4]), (0, 2, [0, 2, 4]), (1, 2, [1, 3]),
+                                                         (2, 3, [2])])
+def test_share_is_round_robin_in_lockstep(monkeypatch, rank, world, expected):
+    rounds = []
+    # every rank finished one item per round except where the list ran out: what all_reduce would sum
+    monkeypatch.setattr(parallel, "finished",
+                        lambda ctx, n: rounds.append(n) or min(world, 5 - len(rounds[:-1]) * world))
+    bar = Bar()
+    assert list(parallel.share(Context(rank=rank, world_size=world), list(range(5)), bar)) == expected
+    assert len(rounds) == -(-5 // world)  # same number of rounds on every rank, idle ones included
+    assert bar.n == 5
+
+
+def test_world_of_one_needs_no_process_group():
+    ctx = Context()
+    assert parallel.finished(ctx, 3) == 3 and parallel.gather(ctx, {"a": 1}) == [{"a": 1}]
+
+
+def test_predict_shared_reads_with_the_runs_size_limit(tmp_path):
+    from types import SimpleNamespace
+
+    from gsad.errors import InputError
+
+    low = _images(tmp_path / "low", count=2)  # 20 x 28 = 560 pixels each
+    pairs = [SimpleNamespace(name=p.stem, low=p) for p in sorted(low.iterdir())]
+    means = parallel.predict_shared(Context(), pairs, lambda name, img: float(img.mean()), max_pixels=560)
+    assert sorted(means) == ["im0", "im1"] and all(0 < m < 60 for m in means.values())
+    with pytest.raises(InputError, match="im0"):  # --max-megapixels holds under torchrun too
+        parallel.predict_shared(Context(), pairs, lambda name, img: img, max_pixels=559)
+
+
+def _images(folder, count=3):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 60, (20, 28, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+    return folder
+
+
+def _gsad(*args, torchrun=False):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
+    cmd = [sys.executable, *launcher, "-m", "gsad", *args, "--device", "cpu", "--verbose"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_torchrun_enhance_matches_one_process(tiny_checkpoint, tmp_path):
+    """Default options (precision auto): rank 0's path is every rank's; outputs byte-identical."""
+    src = _images(tmp_path / "in")
+    _gsad("enhance", str(src), "-o", str(tmp_path / "one"), "--checkpoint", str(tiny_checkpoint))
+    two = _gsad("enhance", str(src), "-o", str(tmp_path / "two"), "--checkpoint", str(tiny_checkpoint), torchrun=True)
+    one, both = _digests(tmp_path / "one"), _digests(tmp_path / "two")
+    assert list(one) == ["im0.png", "im1.png", "im2.png"] and one == both
+    assert two.stderr.count("gsad: network:") == 1  # rank 0 reports the path once...
+    assert two.stderr.count(" -> ") == 3  # ...and each image is written once, by one rank
+
+
+def test_torchrun_evaluate_matches_one_process(tiny_checkpoint, tmp_path):
+    data = tmp_path / "data"
+    _images(data / "low")
+    _images(data / "high")
+    args = ["evaluate", "--data", str(data), "--checkpoint", str(tiny_checkpoint)]
+    single = _gsad(*args, "--report", str(tmp_path / "one.json"))
+    double = _gsad(*args, "--report", str(tmp_path / "two.json"), torchrun=True)
+    one, two = (json.loads((tmp_path / n).read_text()) for n in ("one.json", "two.json"))
+    assert [i["name"] for i in two["images"]] == ["im0", "im1", "im2"]
+    assert two["images"] == one["images"] and two["summary"] == one["summary"]
+    assert double.stdout.count("PSNR") == single.stdout.count("PSNR") > 0  # one table, printed by rank 0
+
+
+def test_other_ranks_run_rank_zeros_path(tiny_checkpoint):
+    """A rank other than 0 takes the path rank 0 broadcasts, not its own auto choice."""
+    from gsad.runtime.fastpath import Choice, FastPath
+
+    sent = Choice(FastPath("fp32", False, True), "probe", "on rank 0")  # never auto's own CPU choice
+
+    class Rank1(Context):
+        def broadcast(self, obj):
+            assert obj is None  # rank 1 sends nothing
+            return sent
+
+    enhancer = parallel.shared_enhancer(Rank1(rank=1, world_size=2), tiny_checkpoint, "auto")
+    assert enhancer.fast_path is sent
+    assert (enhancer.net.precision, enhancer.net.winograd, enhancer.net.channels_last) == ("fp32", False, True)
