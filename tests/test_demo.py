@@ -189,13 +189,6 @@ def test_demo_refuses_a_port_that_cannot_exist_in_one_line(capsys, port):
     assert len(lines) == 1 and lines[0].startswith("gsad: error: argument --port:")
 
 
-def test_demo_help_lists_its_options(capsys):
-    assert main(["demo", "--help"]) == 0
-    out = capsys.readouterr().out
-    for flag in ("--checkpoint", "--host", "--port", "--device"):
-        assert flag in out
-
-
 # ----------------------------------------------------------------------------------------
 # the Gradio app (no browser)
 # ----------------------------------------------------------------------------------------

@@ -35,3 +35,7 @@ class ModelOutputError(GsadError):
 
 class DependencyError(GsadError):
     """An optional package a command needs is not installed (the message names the pip command)."""
+
+
+class PeerError(GsadError):
+    """Another process of a torchrun world failed (its own message names the problem)."""

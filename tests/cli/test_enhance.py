@@ -51,14 +51,6 @@ def test_existing_output_needs_overwrite(tiny_checkpoint, dark_image, tmp_path, 
     assert read_image(out).shape == dark_image.shape
 
 
-def test_output_equal_to_input_is_refused_even_with_overwrite(tiny_checkpoint, dark_image, tmp_path, capsys):
-    inp = _write(tmp_path / "in.png", dark_image)
-    before = inp.read_bytes()
-    assert main(["enhance", str(inp), "-o", str(inp), "--checkpoint", str(tiny_checkpoint), "--overwrite"]) == 1
-    assert "output would replace an input of this run" in capsys.readouterr().err
-    assert inp.read_bytes() == before
-
-
 @pytest.mark.parametrize(
     "args, message",
     [

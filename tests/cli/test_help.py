@@ -43,6 +43,20 @@ def test_every_option_has_help_text(command, capsys):
         assert words in shown, f"{command} {name}: help text {words!r} not in --help"
 
 
+@pytest.mark.parametrize(("command", "expected"), [
+    ("demo", ["--checkpoint", "--host", "--port", "--device"]),
+    ("train", ["--data", "--stage", "--init", "--preset", "--max-steps", "--batch-size", "--crop", "--lr", "--out",
+               "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic",
+               "--loss-weighting", "--warm-start",
+               "lolv1_gsad", "YAML"]),  # YAML use and the shipped configs are explained
+])
+def test_help_names_the_key_options_and_topics(command, expected, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    missing = [item for item in expected if item not in text]
+    assert not missing, f"gsad {command} --help does not mention {missing}"
+
+
 #: In a fresh interpreter: each help in argv's JSON list, then which heavy packages got loaded.
 _FRESH = """
 import contextlib, io, json, sys, time

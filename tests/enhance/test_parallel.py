@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gsad.enhance import parallel
@@ -61,12 +62,12 @@ def _images(folder, count=3):
     return folder
 
 
-def _gsad(*args, torchrun=False):
+def _gsad(*args, torchrun=False, code=0):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
     cmd = [sys.executable, *launcher, "-m", "gsad", *args, "--device", "cpu", "--verbose"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert (result.returncode == 0) == (code == 0), result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
 
@@ -106,9 +107,53 @@ def test_other_ranks_run_rank_zeros_path(tiny_checkpoint):
 
     class Rank1(Context):
         def broadcast(self, obj):
-            assert obj is None  # rank 1 sends nothing
-            return sent
+            assert obj == (True, None)  # rank 1 sends nothing
+            return True, sent
+
+        def all_ok(self, ok):
+            return ok
 
     enhancer = parallel.shared_enhancer(Rank1(rank=1, world_size=2), tiny_checkpoint, "auto")
     assert enhancer.fast_path is sent
     assert (enhancer.net.precision, enhancer.net.winograd, enhancer.net.channels_last) == ("fp32", False, True)
+
+
+def _rank_errors(stderr):
+    """gsad's own lines of every rank (torchrun's launcher adds its failure report after them)."""
+    return [line for line in stderr.splitlines() if line.startswith("gsad: error:")]
+
+
+def _collective_failure(stderr):
+    return any(word in stderr for word in ("Connection closed", "gloo", "RuntimeError", "Error:\n"))
+
+
+def test_torchrun_a_bad_checkpoint_ends_every_rank_with_one_line(tiny_checkpoint, tmp_path):
+    """Rank 0 fails to load the model: rank 1 must not die in the broadcast with gloo's traceback."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_checkpoint), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    name = sorted(tensors)[3]
+    tensors[name] = torch.zeros(tensors[name].numel() + 1)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    run = _gsad("enhance", str(_images(tmp_path / "in")), "-o", str(tmp_path / "out"), "--checkpoint",
+                str(tmp_path / "bad.safetensors"), torchrun=True, code=1)
+    lines = _rank_errors(run.stderr)
+    assert len(lines) == 2 and all(name in line for line in lines), run.stderr
+    assert any("rank 1: stopped because rank 0 failed" in line for line in lines)
+    assert not _collective_failure(run.stderr), run.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_torchrun_evaluate_with_a_junk_image_ends_every_rank_with_one_line(tiny_checkpoint, tmp_path):
+    """One rank cannot read its low image: both ranks stop before the gather, each with one line."""
+    data = tmp_path / "data"
+    _images(data / "low")
+    _images(data / "high")
+    (data / "low" / "im1.png").write_bytes(b"not a png")  # rank 1's image
+    run = _gsad("evaluate", "--data", str(data), "--checkpoint", str(tiny_checkpoint), torchrun=True, code=1)
+    lines = _rank_errors(run.stderr)
+    assert len(lines) == 2, run.stderr
+    assert any("im1.png" in line for line in lines) and any("another process failed" in line for line in lines)
+    assert not _collective_failure(run.stderr), run.stderr

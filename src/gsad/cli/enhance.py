@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gsad.enhance.outputs import plan_outputs
-    from gsad.runtime.distributed import process_group
+    from gsad.runtime.distributed import on_main, process_group
 
     failures = 0
 
@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Under torchrun each rank enhances its share of the images (gsad.enhance.parallel); else a world of one.
     with process_group(args.device) as ctx:
-        plan = ctx.broadcast(
-            plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint) if ctx.is_main else None
-        )
+        plan = on_main(ctx, lambda: plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint))
         if not plan:
             return 1
         _enhance_plan(ctx, plan, args, report)

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gsad.runtime import fastpath
 from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
 from gsad.enhance.detail import restore_detail
@@ -29,6 +28,7 @@ from gsad.imaging.io import as_array
 from gsad.imaging.tensors import from_model, to_model
 from gsad.network.inference_net import InferenceNet
 from gsad.network.unet import UNet
+from gsad.runtime import fastpath
 from gsad.runtime.devices import resolve_device
 
 log = logging.getLogger(__name__)

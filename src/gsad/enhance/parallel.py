@@ -9,8 +9,15 @@ is a world of one and nothing here communicates. Multi-node torchrun works the s
   lockstep rounds and advances rank 0's one progress bar by what all ranks finished.
 - Rank 0 chooses the network path (``precision="auto"``, :mod:`gsad.runtime.fastpath`) and every
   rank runs that path (:func:`shared_enhancer`).
-- Every image is enhanced with the sampler's own seed, whichever rank takes it, so the
-  outputs are those of a single process, byte for byte.
+- Every image is enhanced with the sampler's own seed, whichever rank takes it. The outputs are
+  those of a single process byte for byte when both run the same network path with the same
+  number of threads per process (e.g. ``torchrun --nproc_per_node=2`` under ``OMP_NUM_THREADS=1``
+  against ``OMP_NUM_THREADS=1 gsad enhance``; tested). Another thread count changes the order of
+  the convolutions' float sums, which can move a pixel by one level (seen with bf16, which
+  ``precision="auto"`` takes on CPUs with native bf16); ``--precision fp32`` keeps that rare.
+- A user error on one rank (a bad checkpoint, an unreadable image under ``gsad evaluate``) stops
+  every rank with gsad's one line (:func:`~gsad.runtime.distributed.on_main`,
+  :func:`~gsad.runtime.distributed.agree`) instead of leaving the others waiting in a collective.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from gsad.runtime.distributed import Context
+from gsad.errors import GsadError
+from gsad.runtime.distributed import Context, agree, on_main
 
 if TYPE_CHECKING:
     import os
@@ -72,14 +80,24 @@ def shared_enhancer(ctx: Context, checkpoint: str | os.PathLike | None, precisio
 
     if not ctx.distributed:
         return Enhancer(checkpoint, device=ctx.device, precision=precision)
-    enhancer = Enhancer(checkpoint, device=ctx.device, precision=precision) if ctx.is_main else None
-    choice = ctx.broadcast(enhancer.fast_path if enhancer is not None else None)
-    if enhancer is None:
-        path = choice.path
-        enhancer = Enhancer(checkpoint, device=ctx.device, precision=path.precision, winograd=path.winograd,
-                            channels_last=path.channels_last)
-        enhancer.fast_path = choice
-    return enhancer
+    main: list[Enhancer] = []
+
+    def load() -> object:
+        main.append(Enhancer(checkpoint, device=ctx.device, precision=precision))
+        return main[0].fast_path
+
+    choice = on_main(ctx, load)
+    error = None
+    if not main:
+        try:
+            path = choice.path
+            main.append(Enhancer(checkpoint, device=ctx.device, precision=path.precision, winograd=path.winograd,
+                                 channels_last=path.channels_last))
+            main[0].fast_path = choice
+        except GsadError as exc:
+            error = exc
+    agree(ctx, error)  # every rank, before the first collective of the work that follows
+    return main[0]
 
 
 def predict_shared(
@@ -96,8 +114,14 @@ def predict_shared(
     limit = MAX_PIXELS if max_pixels is None else max_pixels
 
     outputs = {}
+    error = None
     with tqdm(total=len(pairs), desc="enhance", unit="img", disable=not ctx.is_main, dynamic_ncols=True) as bar:
         for pair in share(ctx, pairs, bar):
-            outputs[pair.name] = predict(pair.name, read_image(pair.low, limit))
+            if error is None:  # after a failure this rank only keeps step with the others' rounds
+                try:
+                    outputs[pair.name] = predict(pair.name, read_image(pair.low, limit))
+                except GsadError as exc:
+                    error = exc
+    agree(ctx, error)
     gathered = gather(ctx, outputs)
     return None if gathered is None else {k: v for part in gathered for k, v in part.items()}

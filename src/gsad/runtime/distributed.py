@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from gsad.errors import ConfigError
+from gsad.errors import ConfigError, GsadError, PeerError
 from gsad.runtime.devices import resolve_device
 
 __all__ = ["Context", "setup", "cleanup", "wrap_model", "unwrap_model"]
@@ -82,6 +82,37 @@ class Context:
         out = values.detach().clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out / self.world_size
+
+
+def agree(ctx: Context, error: GsadError | None) -> None:
+    """Agree on success before the next collective: when any rank had a user error, every rank
+    stops, the failing one with its own ``error`` and the others with a one-line :class:`PeerError`
+    (so no rank is left waiting in a collective, and each ends with gsad's one line)."""
+    if ctx.all_ok(error is None):
+        return
+    if error is not None:
+        raise error
+    raise PeerError(f"rank {ctx.rank}: stopped because another process failed (its message says why)")
+
+
+def on_main(ctx: Context, work: Callable[[], T]) -> T:
+    """``work()`` run on rank 0 and its result on every rank (:meth:`Context.broadcast`). A user
+    error there stops every rank: rank 0 raises it, the others a one-line :class:`PeerError`."""
+    if not ctx.distributed:
+        return work()
+    result: Any = None
+    error: GsadError | None = None
+    if ctx.is_main:
+        try:
+            result = work()
+        except GsadError as exc:
+            error = exc
+    ok, value = ctx.broadcast((error is None, result if error is None else str(error)))
+    if error is not None:
+        raise error
+    if not ok:
+        raise PeerError(f"rank {ctx.rank}: stopped because rank 0 failed: {value}")
+    return value
 
 
 def _env_int(name: str, default: int) -> int:
