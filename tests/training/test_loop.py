@@ -386,7 +386,7 @@ def test_cli_errors(pairs, stage1_run, tmp_path, capsys):
     bad.write_text("warm_start: 2\n")
     _one_line_error(capsys, ["train", "--config", str(bad)], "warm_start", "[0, 1]")
     assert main(["train", "--data", str(pairs), "--warm-start", "-0.1"]) == 2  # argparse's usage error
-    assert "--warm-start: must lie in [0, 1]" in capsys.readouterr().err
+    assert "--warm-start: must be a number in [0, 1]" in capsys.readouterr().err
     _one_line_error(capsys, ["train", "--config", "no_such_config"], "no_such_config", "lolv1_gsad")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad"], "--init")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(tmp_path / "nope")],
