@@ -24,7 +24,8 @@ e.g.
   gsad train --config lolv1_uncertainty --data LOLv1 --val-data LOLv1
   gsad train --config lolv1_gsad --data LOLv1 --val-data LOLv1
 
-The run directory holds config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
+The run directory holds .gsad-run (gsad's marker: a folder holding files without it is never
+used), config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
 'gsad enhance --checkpoint RUN_DIR' works), checkpoints/step_NNNNNNN.safetensors (EMA
 weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model.
 Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is global).
