@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,46 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.safetensors"
     save_checkpoint(path, model, SamplerConfig(steps=2, beta_start=2e-3, beta_end=0.9, seed=1))
     return path
+
+
+class _FullDisk(io.FileIO):
+    """A raw file on a disk with ``room`` bytes left: writes take what fits, then fail with ENOSPC, as
+    write(2) does (under Python's usual buffered file object)."""
+
+    def __init__(self, file, mode: str, room: int) -> None:
+        super().__init__(file, mode.replace("b", "").replace("t", ""))
+        self.room = room
+
+    def write(self, data) -> int:
+        if self.room <= 0 and len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        taken = memoryview(data)[: self.room]
+        self.room -= len(taken)
+        return super().write(taken)
+
+
+@pytest.fixture()
+def full_disk(monkeypatch):
+    """``full_disk(pattern, room=100)``: from now on, files whose name matches the glob ``pattern``
+    (a temporary's name, e.g. ``.out.safetensors.*.tmp``), opened for writing with ``open``, sit on a
+    disk with ``room`` bytes left: a full disk under gsad's writers (and under torch.save, which
+    writes through the Python file object gsad gives it)."""
+    import builtins
+    import fnmatch
+
+    real_open = builtins.open
+
+    def start(pattern: str, room: int = 100) -> None:
+        def fake_open(file, mode="r", *args, **kwargs):
+            writing = isinstance(file, (str, Path)) and any(c in mode for c in "wax+")
+            if not (writing and fnmatch.fnmatchcase(Path(file).name, pattern)):
+                return real_open(file, mode, *args, **kwargs)
+            fh = io.BufferedWriter(_FullDisk(file, mode, room))
+            return fh if "b" in mode else io.TextIOWrapper(fh, encoding=kwargs.get("encoding"))
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+
+    return start
 
 
 @pytest.fixture()

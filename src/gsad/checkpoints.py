@@ -29,7 +29,7 @@ import torch
 
 from gsad.config import NetworkConfig, SamplerConfig, from_dict, to_dict
 from gsad.errors import CheckpointError, ConfigError
-from gsad.files import write_output
+from gsad.files import write_bytes, write_output
 from gsad.network.unet import UNet
 
 FORMAT_VERSION = "1"
@@ -247,7 +247,7 @@ def save_checkpoint(
 
     An existing file is replaced only with ``overwrite`` (training replaces its own files; the
     CLI passes the user's ``--overwrite``); write failures are one InputError line."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     metadata = {
@@ -258,7 +258,10 @@ def save_checkpoint(
     for key, value in (notes or {}).items():
         metadata[f"gsad.{key}"] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    return write_output(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite)
+    # Serialised here and written by Python, so that a failed write (a full disk) is an OSError, which
+    # write_output reports in one line (safetensors' own writer raises its SafetensorError).
+    data = save(tensors, metadata=metadata)
+    return write_output(path, lambda tmp: write_bytes(tmp, data), overwrite)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -71,9 +71,22 @@ def _umask() -> int:
     return mask
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` (a temporary of :func:`atomic_write`) with Python's file object, so
+    that a failed write (a full disk) is an ``OSError`` with its reason."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (replacing it; run-folder files)."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """Write ``text`` (UTF-8) to ``path`` atomically (replacing it); OSError when that fails."""
+    return atomic_write(path, lambda tmp: write_bytes(tmp, text.encode("utf-8")))
+
+
+def write_text_output(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, replacing it (a run folder's own files); a failed
+    write is one InputError line, ``PATH: cannot write (reason)``."""
+    return write_output(path, lambda tmp: write_bytes(tmp, text.encode("utf-8")), overwrite=True)
 
 
 def os_reason(exc: OSError) -> str:

@@ -17,13 +17,13 @@ from PIL import Image
 from gsad.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from gsad.cli import main
 from gsad.config import SamplerConfig, from_dict
-from gsad.errors import ConfigError
+from gsad.errors import ConfigError, ModelOutputError
 from gsad.imaging.io import read_image
 from gsad.runtime.distributed import Context
 from gsad.training import TrainConfig, load_train_config, loop, train
 from gsad.training.ema import EMA
 from gsad.training.order import StepSampler
-from gsad.training.run_dir import find_state, read_log
+from gsad.training.run_dir import find_state, mark_run_dir, read_log, read_state
 
 TINY = dict(max_steps=3, batch_size=2, crop=32, checkpoint_every=2, log_every=1, device="cpu")
 
@@ -86,11 +86,12 @@ def _assert_same_tensors(a, b) -> None:
 def test_run_directory_layout(stage1_run, pairs):
     files = {p.relative_to(stage1_run).as_posix() for p in stage1_run.rglob("*") if p.is_file()}
     assert files == {
-        "config.yaml", "log.csv", "latest",
+        ".gsad-run", "config.yaml", "log.csv", "latest",
         "checkpoints/step_0000002.safetensors", "checkpoints/step_0000002.state.pt",
         "checkpoints/step_0000003.safetensors", "checkpoints/step_0000003.state.pt",
     }
     assert (stage1_run / "latest").read_text().strip() == "checkpoints/step_0000003.safetensors"
+    assert (stage1_run / ".gsad-run").read_text() == "gsad run folder, format 1\n"
     stored = from_dict(TrainConfig, yaml.safe_load((stage1_run / "config.yaml").read_text()))
     assert stored.out == str(stage1_run) and stored.max_steps == 3 and stored.sampler.steps == 2
     rows = read_log(stage1_run)
@@ -386,7 +387,7 @@ def test_cli_errors(pairs, stage1_run, tmp_path, capsys):
     bad.write_text("warm_start: 2\n")
     _one_line_error(capsys, ["train", "--config", str(bad)], "warm_start", "[0, 1]")
     assert main(["train", "--data", str(pairs), "--warm-start", "-0.1"]) == 2  # argparse's usage error
-    assert "--warm-start: must lie in [0, 1]" in capsys.readouterr().err
+    assert "--warm-start: must be a number in [0, 1]" in capsys.readouterr().err
     _one_line_error(capsys, ["train", "--config", "no_such_config"], "no_such_config", "lolv1_gsad")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad"], "--init")
     _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(tmp_path / "nope")],
@@ -490,18 +491,25 @@ def test_run_that_failed_at_a_bad_pair_can_be_run_again(workers, pairs, tmp_path
     assert [r["step"] for r in read_log(run)] == ["1", "2", "3"]
 
 
-def test_fresh_run_keeps_folders_that_are_not_its_own(pairs, tmp_path, capsys):
+@pytest.mark.parametrize("files", [
+    {"config.yaml": "", "log.csv": "my,own\nfirst,2\n"},  # an empty config.yaml and the user's log (issue 24)
+    {"config.yaml": "learning: fast\n", "log.csv": "step,loss\n1,2\n"},
+    {"config.yaml": "max_steps: 3\n"},  # a valid TrainConfig is still not gsad's marker
+    {"log.csv": "my,own\n"},
+    {"uncertainty.safetensors": "mine"},
+    {"notes.txt": "mine", "checkpoints/notes.txt": "mine"},
+])
+def test_fresh_run_keeps_folders_that_are_not_its_own(files, pairs, tmp_path, capsys):
     argv = ["train", "--data", str(pairs), "--max-steps", "1", "--crop", "32", "--batch-size", "2", "--device", "cpu"]
     mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "config.yaml").write_text("learning: fast\n")
-    (mine / "log.csv").write_text("my,own\n1,2\n")
+    for name, text in files.items():
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(text)
     before = _tree_hashes(mine)
-    _one_line_error(capsys, [*argv, "--out", str(mine)], "config.yaml", "unknown key", "another --out")
-    (mine / "config.yaml").unlink()
-    before.pop("config.yaml")
-    _one_line_error(capsys, [*argv, "--out", str(mine)], f"{mine / 'log.csv'}: exists without a config.yaml")
-    assert _tree_hashes(mine) == before
+    _one_line_error(capsys, [*argv, "--out", str(mine)], f"{mine}: holds files and is not a gsad run folder",
+                    ".gsad-run", "--out")
+    assert _tree_hashes(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(
+        {name.split("/")[0] for name in files})
 
 
 def test_stale_temporaries_are_removed_on_start_and_resume(pairs, tmp_path):
@@ -515,6 +523,7 @@ def test_stale_temporaries_are_removed_on_start_and_resume(pairs, tmp_path):
         os.close(fd)
         return Path(path)
 
+    mark_run_dir(run)  # a run killed before its first checkpoint (stale temporaries are left by gsad's own runs)
     user = {ckpt / ".step_0000009.state.pt.tmp": b"u1", ckpt / ".step_0000009.state.pt.ABCDEFGH.tmp": b"u2",
             run / ".notes.abcdefgh.tmp": b"u3", run / "latest.abcdefgh.tmp": b"u4", ckpt / "keep.tmp": b"u5"}
     for path, data in user.items():
@@ -593,7 +602,7 @@ def test_latest_with_bytes_that_are_not_utf8_is_one_line(stage1_run, pairs, tmp_
 
 def test_reused_folder_gets_the_new_init_model(stage1_run, pairs, tmp_path, caplog):
     run = tmp_path / "g"
-    run.mkdir()
+    mark_run_dir(run)
     (run / "config.yaml").write_text((stage1_run / "config.yaml").read_text())  # a run stopped before step 1
     other, sampler, _ = load_checkpoint(stage1_run)
     with torch.no_grad():
@@ -605,3 +614,119 @@ def test_reused_folder_gets_the_new_init_model(stage1_run, pairs, tmp_path, capl
     frozen, _, meta = load_checkpoint(run / "uncertainty.safetensors")
     _assert_same_tensors(frozen.state_dict(), load_checkpoint(stage1_run)[0].state_dict())
     assert meta["gsad.source"] == str(stage1_run / "checkpoints" / "step_0000003.safetensors")
+
+
+# ----------------------------------------------------------------------------------------
+# divergence, full disk, whose folder (issue 24)
+# ----------------------------------------------------------------------------------------
+
+
+def _nan_loss_from(monkeypatch, step: int) -> None:
+    """The stage-1 loss turns NaN from training step ``step`` on (one objective call per step)."""
+    calls = []
+    real = loop.stage1_objective
+
+    def objective(*args, **kwargs):
+        calls.append(1)
+        loss, logs = real(*args, **kwargs)
+        return (loss * float("nan"), logs) if len(calls) >= step else (loss, logs)
+
+    monkeypatch.setattr(loop, "stage1_objective", objective)
+
+
+def _train_argv(pairs: Path, run: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(pairs), "--out", str(run), "--crop", "32", "--batch-size", "2", "--device", "cpu",
+            "--log-every", "1", *extra]
+
+
+def test_diverging_run_stops_with_one_line_and_keeps_the_last_good_state(pairs, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _nan_loss_from(monkeypatch, 4)
+    argv = _train_argv(pairs, run, "--max-steps", "5", "--checkpoint-every", "3", "--keep-states", "1")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    state = run / "checkpoints" / "step_0000003.state.pt"
+    assert err.splitlines()[-1] == (
+        f"gsad: error: {run}: training diverged at step 4 (the loss is nan); nothing of it was saved; the newest "
+        f"good state is {state} (step 3), where --resume continues; a smaller --lr may help")
+    assert "Traceback" not in err and err.count("gsad: error") == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000003.safetensors", state.name]
+    assert (run / "latest").read_text() == "checkpoints/step_0000003.safetensors\n"
+    assert [r["step"] for r in read_log(run)] == ["1", "2", "3"]
+
+    monkeypatch.undo()  # e.g. after the data is fixed: --resume goes on from the good state
+    assert main(["train", "--resume", "--out", str(run)]) == 0
+    assert _state(run)["step"] == 5 and [r["step"] for r in read_log(run)] == ["1", "2", "3", "4", "5"]
+
+
+def test_diverging_run_before_any_state_says_so(pairs, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 1)
+    with pytest.raises(ModelOutputError, match=r"diverged at step 1 \(the loss is nan\).*no state was saved before"):
+        train(TrainConfig(data=str(pairs), out=str(tmp_path / "run"), **TINY))
+    assert not any((tmp_path / "run" / "checkpoints").glob("step_*"))
+
+
+@pytest.mark.parametrize("part", ["model", "ema"])
+def test_non_finite_weights_are_never_saved(part, pairs, tmp_path, monkeypatch):
+    """Weights that turn non-finite in the update of a checkpoint step (the loss of that step was still
+    finite) are neither validated nor saved; the older state stays."""
+    real = loop.Trainer._train_step
+
+    def step(self, batch, generator):
+        logs = real(self, batch, generator)
+        if self.step == 4:
+            module = self.model if part == "model" else self.ema.model
+            with torch.no_grad():
+                next(module.parameters()).view(-1)[0] = float("inf")
+        return logs
+
+    monkeypatch.setattr(loop.Trainer, "_train_step", step)
+    run = tmp_path / "run"
+    config = TrainConfig(data=str(pairs), out=str(run), val_data=str(pairs), val_count=1, val_every=4,
+                         sampler=SamplerConfig(steps=2), **{**TINY, "max_steps": 4})
+    with pytest.raises(ModelOutputError, match=r"diverged at step 4 \(the weights are not finite\).*"
+                                               r"step_0000002\.state\.pt \(step 2\)"):
+        train(config)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000002.safetensors",
+                                                                       "step_0000002.state.pt"]
+    assert (run / "latest").read_text() == "checkpoints/step_0000002.safetensors\n"
+
+
+@pytest.mark.parametrize(("pattern", "path", "room"), [
+    (".step_0000002.state.pt.*.tmp", "checkpoints/step_0000002.state.pt", 10),  # torch.save raises the OSError
+    (".step_0000002.state.pt.*.tmp", "checkpoints/step_0000002.state.pt", 1000),  # torch.save: a RuntimeError
+    (".step_0000002.safetensors.*.tmp", "checkpoints/step_0000002.safetensors", 1000),
+    (".latest.*.tmp", "latest", 10),
+    ("log.csv", "log.csv", 10),  # the row of step 2, appended
+])
+def test_full_disk_while_saving_is_one_line(pattern, path, room, pairs, tmp_path, monkeypatch, capsys, full_disk):
+    run = tmp_path / "run"
+    argv = _train_argv(pairs, run, "--max-steps", "2", "--checkpoint-every", "1")
+    real_save = loop.Trainer._save
+
+    def save(self):  # the disk fills up after step 1
+        real_save(self)
+        full_disk(pattern, room)
+
+    monkeypatch.setattr(loop.Trainer, "_save", save)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"gsad: error: {run / path}: cannot write (No space left on device)"
+    assert "Traceback" not in err and err.count("gsad: error") == 1
+    assert not list(run.rglob("*.tmp"))
+    if path.startswith("checkpoints/"):
+        assert not (run / path).exists()
+    assert (run / "latest").read_text() == "checkpoints/step_0000001.safetensors\n"
+    assert (run / "log.csv").read_text().endswith("\n")  # whole rows only
+    assert [r["step"] for r in read_log(run)] == (["1"] if path == "log.csv" else ["1", "2"])
+    assert load_checkpoint(run / "checkpoints" / "step_0000001.safetensors")[0] is not None
+    assert read_state(run / "checkpoints" / "step_0000001.state.pt")["step"] == 1
+
+
+def test_run_of_an_older_gsad_without_marker_resumes(stage1_run, pairs, tmp_path, capsys):
+    run = tmp_path / "old"
+    shutil.copytree(stage1_run, run)
+    (run / ".gsad-run").unlink()  # made before the marker existed
+    _one_line_error(capsys, _train_argv(pairs, run, "--max-steps", "4"), "already holds a training run", "--resume")
+    assert main(["train", "--resume", "--out", str(run), "--max-steps", "4"]) == 0
+    assert _state(run)["step"] == 4 and (run / ".gsad-run").is_file()

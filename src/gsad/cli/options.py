@@ -74,9 +74,7 @@ def real(low: float, high: float, open_low: bool = False, open_high: bool = Fals
 
 
 positive_int = whole(1, 2**31 - 1)
-count = whole(0, 2**31 - 1)
 tile_size = whole(0, MAX_TILE)
-workers = whole(0, 256)
 port = whole(1, 65535)
 steps = checked(int, check_steps, "a whole number")
 seed = checked(int, check_seed, "a whole number")
@@ -85,24 +83,6 @@ detail = checked(float, check_detail, "a number")
 beta = checked(float, check_beta, "a number")
 exposure = checked(float, check_exposure, "a number")
 megapixels = real(0.0, 1e6, open_low=True)
-learning_rate = real(0.0, 1.0, open_low=True)
-ema_decay = real(0.0, 1.0, open_high=True)
-weight = real(0.0, 1e6)
-
-
-def unit_number(text: str, closed: bool) -> float:
-    """A float in (0, 1), or in [0, 1] when ``closed``; argparse's one-line error otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0):
-        raise argparse.ArgumentTypeError(f"must lie in {'[0, 1]' if closed else '(0, 1)'}, got {value}")
-    return value
-
-
-def fraction(text: str) -> float:
-    return unit_number(text, closed=True)
 
 
 def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
@@ -114,11 +94,6 @@ def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
 
 def max_pixels(args: argparse.Namespace) -> int:
     return int(args.max_megapixels * 1e6)
-
-
-def scale(text: str) -> float:
-    """A float in (0, 1]."""
-    return 1.0 if text.strip() in ("1", "1.0") else unit_number(text, closed=False)
 
 
 def sampler_flags() -> dict[str, dict[str, object]]:

@@ -24,17 +24,27 @@ e.g.
   gsad train --config lolv1_uncertainty --data LOLv1 --val-data LOLv1
   gsad train --config lolv1_gsad --data LOLv1 --val-data LOLv1
 
-The run directory holds config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
+The run directory holds .gsad-run (gsad's marker: a folder holding files without it is never
+used), config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
 'gsad enhance --checkpoint RUN_DIR' works), checkpoints/step_NNNNNNN.safetensors (EMA
 weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model.
 Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is global).
 """
 
 
+def _checked(name: str) -> object:
+    """The argparse type of TrainConfig field ``name``: its checker in TRAIN_CHECKS, the one rule that
+    TrainConfig also applies to YAML values."""
+    from gsad.training.config import TRAIN_CHECKS
+
+    parse, check = TRAIN_CHECKS[name]
+    return options.checked(parse, check, "a whole number" if parse is int else "a number")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     import textwrap
 
-    from gsad.training.config import AMP_MODES, STAGES, shipped_configs
+    from gsad.training.config import AMP_MODES, MAX_BATCH_SIZE, MAX_WORKERS, STAGES, shipped_configs
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     shipped = textwrap.fill(", ".join(shipped_configs()) or "none", width=92, initial_indent="  ",
@@ -48,9 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "order); only steps, logging, validation, workers and device may change")
     g.add_argument("--device", help="auto (CUDA when available; default), cpu or cuda")
     g.add_argument("--amp", choices=AMP_MODES, help="autocast precision of the network (default off)")
-    g.add_argument("--seed", type=options.seed,
+    g.add_argument("--seed", type=_checked("seed"),
                    help="seed of data order, crops and noise, 0 to 2**32 - 1 (default 0; rank r uses seed + r)")
-    g.add_argument("--num-workers", type=options.workers, help="DataLoader worker processes, 0-256 (default 0)")
+    g.add_argument("--num-workers", type=_checked("num_workers"),
+                   help=f"DataLoader worker processes, 0-{MAX_WORKERS} (default 0)")
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="DIR",
                    help="training pairs (LOL layout or low/ + high/), or photos with --synthetic")
@@ -58,11 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="layout of --data (default auto)")
     g.add_argument("--synthetic", action=argparse.BooleanOptionalAction,
                    help="--data is a folder of normal photos, darkened on the fly into training pairs")
-    g.add_argument("--crop", type=options.positive_int, help="side of the random square crops (default 96)")
+    g.add_argument("--crop", type=_checked("crop"), help="side of the random square crops (default 96)")
     g.add_argument("--ranges", choices=RANGE_NAMES,
                    help="degradation preset of --synthetic training: default (the first default model's camera), "
                         "broad (many cameras, tone curves, JPEG, blur; the second's), holdout or a held-out family")
-    g.add_argument("--min-scale", type=options.scale, metavar="Z",
+    g.add_argument("--min-scale", type=_checked("min_scale"), metavar="Z",
                    help="multi-scale crops: downscale each image by a random factor in [Z, 1] (log-uniform) "
                         "before cropping, so large photos give detailed and global crops (default 1: off)")
     g.add_argument("--cache", action=argparse.BooleanOptionalAction,
@@ -77,35 +88,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model gives its U-Net, with a new uncertainty head)")
     g.add_argument("--preset", choices=tuple(PRESETS), help="network preset of stage 1 (default tiny)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=options.positive_int, help="train until this step (default 1000)")
-    g.add_argument("--batch-size", type=options.positive_int,
-                   help="global batch size, split over processes (default 8)")
-    g.add_argument("--lr", type=options.learning_rate, help="Adam learning rate, constant, in (0, 1] (default 1e-4)")
-    g.add_argument("--ema-decay", type=options.ema_decay,
+    g.add_argument("--max-steps", type=_checked("max_steps"), help="train until this step (default 1000)")
+    g.add_argument("--batch-size", type=_checked("batch_size"),
+                   help=f"global batch size, split over processes, 1-{MAX_BATCH_SIZE} (default 8)")
+    g.add_argument("--lr", type=_checked("lr"), help="Adam learning rate, constant, in (0, 1] (default 1e-4)")
+    g.add_argument("--ema-decay", type=_checked("ema_decay"),
                    help="EMA decay of the saved weights, in [0, 1) (default 0.9999)")
-    g.add_argument("--ema-start", type=options.count, help="step until which the EMA copies the weights (default 0)")
-    g.add_argument("--structure-weight", type=options.weight,
+    g.add_argument("--ema-start", type=_checked("ema_start"),
+                   help="step until which the EMA copies the weights (default 0)")
+    g.add_argument("--structure-weight", type=_checked("structure_weight"),
                    help="weight of the structure loss in stage gsad (default 1; 0 turns it off)")
-    g.add_argument("--num-clusters", type=options.positive_int,
+    g.add_argument("--num-clusters", type=_checked("num_clusters"),
                    help="Ward clusters per crop of the structure loss (default 6)")
-    g.add_argument("--patch-size", type=options.positive_int, help="patch side of the structure loss (default 8)")
+    g.add_argument("--patch-size", type=_checked("patch_size"), help="patch side of the structure loss (default 8)")
     g.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
                    help="per-sample weight of the noise loss: eps (the paper, default) or truncated-snr "
                         "(max of the noise and the x0 error: high noise levels count more)")
-    g.add_argument("--warm-start", type=options.fraction, metavar="FRACTION",
+    g.add_argument("--warm-start", type=_checked("warm_start"), metavar="FRACTION",
                    help="fraction (0-1) of the samples at the samplers' start noise levels (alpha_bar <= 0.75) "
                         "noised from the start estimate of the input (that of --sampler-start: exposure or "
                         "soft-exposure; exposure when it is noise) instead of the target, so the model learns to "
                         "clean the warm start's noise (default 0: the paper)")
     g = p.add_argument_group("checkpoints and logs")
-    g.add_argument("--checkpoint-every", type=options.positive_int,
+    g.add_argument("--checkpoint-every", type=_checked("checkpoint_every"),
                    help="save a checkpoint every N steps (default 1000)")
-    g.add_argument("--keep-states", type=options.positive_int, help="resumable .state.pt files kept (default 2)")
-    g.add_argument("--log-every", type=options.positive_int, help="write a log.csv row every N steps (default 50)")
+    g.add_argument("--keep-states", type=_checked("keep_states"), help="resumable .state.pt files kept (default 2)")
+    g.add_argument("--log-every", type=_checked("log_every"), help="write a log.csv row every N steps (default 50)")
     g = p.add_argument_group("validation")
     g.add_argument("--val-data", metavar="DIR", help="validation pairs (test split of a LOL layout, or low/ + high/)")
-    g.add_argument("--val-every", type=options.positive_int, help="validate every N steps (default 1000)")
-    g.add_argument("--val-count", type=options.positive_int, help="validate on the first N pairs by name (default all)")
+    g.add_argument("--val-every", type=_checked("val_every"), help="validate every N steps (default 1000)")
+    g.add_argument("--val-count", type=_checked("val_count"),
+                   help="validate on the first N pairs by name (default all)")
     defaults = SamplerConfig()
     options.add_sampler_options(p, prefix="sampler-", title=(
         f"sampler of validation, also stored in the checkpoints as their defaults (default {defaults.sampler}, "

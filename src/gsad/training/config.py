@@ -11,6 +11,7 @@ No torch here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ from gsad.config import (
     PRECISION_NAMES,
     NetworkConfig,
     SamplerConfig,
+    check_int,
+    check_real,
     check_seed,
     from_dict,
     load_yaml,
@@ -31,7 +34,10 @@ from gsad.errors import ConfigError
 
 __all__ = [
     "AMP_MODES",
+    "MAX_BATCH_SIZE",
+    "MAX_WORKERS",
     "RESUMABLE_KEYS",
+    "TRAIN_CHECKS",
     "STAGES",
     "TrainConfig",
     "changed_keys",
@@ -52,6 +58,45 @@ RESUMABLE_KEYS = frozenset(
     {"max_steps", "checkpoint_every", "log_every", "val_data", "val_every", "val_count", "num_workers", "cache", "crop",
      "device", "keep_states", "out"}
 )
+
+#: Largest global batch (a bigger one only fills the memory) and DataLoader worker count.
+MAX_BATCH_SIZE = 65536
+MAX_WORKERS = 256
+_MAX_COUNT = 2**31 - 1
+
+
+def _whole(low: int, high: int = _MAX_COUNT) -> tuple[type, Callable[[Any, str], Any]]:
+    return int, lambda value, name: check_int(value, name, low, high)
+
+
+def _real(low: float, high: float, open_low: bool = False, open_high: bool = False) -> tuple[type, Callable]:
+    return float, lambda value, name: check_real(value, name, low, high, open_low, open_high)
+
+
+#: The range of each number of :class:`TrainConfig`: field -> (type a flag's text is parsed as,
+#: checker ``check(value, name)``, ConfigError naming ``name`` otherwise). The one rule of each
+#: option: ``TrainConfig`` applies it to every value (defaults, YAML, flags, a stored
+#: ``config.yaml``), and ``gsad train``'s flag types wrap the same checkers.
+TRAIN_CHECKS: dict[str, tuple[type, Callable[[Any, str], Any]]] = {
+    "max_steps": _whole(1),
+    "batch_size": _whole(1, MAX_BATCH_SIZE),
+    "crop": _whole(1),
+    "min_scale": _real(0.0, 1.0, open_low=True),
+    "lr": _real(0.0, 1.0, open_low=True),
+    "ema_decay": _real(0.0, 1.0, open_high=True),
+    "ema_start": _whole(0),
+    "structure_weight": _real(0.0, 1e6),
+    "num_clusters": _whole(1),
+    "patch_size": _whole(1),
+    "warm_start": _real(0.0, 1.0),
+    "seed": (int, check_seed),  # each rank draws from seed + rank: the torch seed range, as for sampling
+    "num_workers": _whole(0, MAX_WORKERS),
+    "checkpoint_every": _whole(1),
+    "keep_states": _whole(1),
+    "log_every": _whole(1),
+    "val_every": _whole(1),
+    "val_count": _whole(1),  # or None: all pairs
+}
 
 
 @dataclass(frozen=True)
@@ -137,34 +182,17 @@ class TrainConfig:
             raise ConfigError(
                 f"loss_weighting: unknown {self.loss_weighting!r} (choose from {', '.join(LOSS_WEIGHTINGS)})"
             )
-        if not 0.0 <= self.warm_start <= 1.0:
-            raise ConfigError(f"warm_start: need a fraction in [0, 1], got {self.warm_start}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")
         preset(self.preset)
         if self.network is not None and not isinstance(self.network, dict):
             raise ConfigError(f"network: expected a mapping of NetworkConfig fields, got {self.network!r}")
         self.network_config()  # validates the overrides
-        for name in ("max_steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_every",
-                     "num_clusters", "patch_size", "keep_states"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        check_seed(self.seed)  # each rank draws from seed + rank: the torch seed range, as for sampling
-        for name in ("ema_start", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
-        if self.val_count is not None and self.val_count < 1:
-            raise ConfigError(f"val_count: must be at least 1, got {self.val_count}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr: must be positive, got {self.lr}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
-        if self.structure_weight < 0:
-            raise ConfigError(f"structure_weight: must not be negative, got {self.structure_weight}")
+        for name, (_, check) in TRAIN_CHECKS.items():
+            if getattr(self, name) is not None:
+                check(getattr(self, name), name)
         if self.crop % self.patch_size:
             raise ConfigError(f"crop: {self.crop} is not a multiple of patch_size {self.patch_size}")
-        if not 0.0 < self.min_scale <= 1.0:
-            raise ConfigError(f"min_scale: must lie in (0, 1], got {self.min_scale}")
         from gsad.data.synthesize import named_ranges
 
         named_ranges(self.ranges)

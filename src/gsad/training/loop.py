@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import io
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -23,12 +24,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from gsad.checkpoints import LATEST_FILE, load_checkpoint, resolve_checkpoint, save_checkpoint
-from gsad.config import from_dict, load_yaml
+from gsad.config import from_dict
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
 from gsad.diffusion.schedules import training_schedule
-from gsad.errors import CheckpointError, ConfigError, DataError, GsadError
-from gsad.files import atomic_write, remove_stale_temporaries, write_text_atomic
+from gsad.errors import CheckpointError, ConfigError, DataError, InputError, ModelOutputError
+from gsad.files import os_reason, remove_stale_temporaries, write_text_output
 from gsad.imaging.exposure import start_estimate
 from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.inference_net import PRECISIONS
@@ -43,9 +44,13 @@ from gsad.training.run_dir import (
     LOG_FILE,
     STATE_FORMAT,
     UNCERTAINTY_FILE,
+    check_fresh_run_dir,
     default_run_dir,
+    finite,
+    mark_run_dir,
     newest_intact_state,
     read_log,
+    write_state,
 )
 
 log = logging.getLogger(__name__)
@@ -146,22 +151,10 @@ class Trainer:
             if (run / LATEST_FILE).exists():
                 resolve_checkpoint(run)  # an unreadable 'latest' is the user's to look at, not to overwrite
             return found
-        if run.exists() and not run.is_dir():
-            raise ConfigError(f"{run}: the run directory is a file")
-        if (run / LATEST_FILE).exists() or any(Path(run, CHECKPOINT_DIR).glob("step_*")):
-            raise ConfigError(f"{run}: already holds a training run (use --resume to continue it, or another --out)")
-        # No saved step: a run that stopped before its first checkpoint; its files are ours to redo.
-        if (run / CONFIG_FILE).exists():
-            try:
-                from_dict(TrainConfig, load_yaml(run / CONFIG_FILE), str(run / CONFIG_FILE))
-            except GsadError as exc:
-                raise ConfigError(f"{exc}; {run} is not a gsad run folder, give another --out") from None
-            if self.ctx.is_main:
-                log.warning("%s: holds no saved training state yet; starting the run afresh in it", run)
-        else:
-            for name in (LOG_FILE, UNCERTAINTY_FILE):
-                if (run / name).exists():
-                    raise ConfigError(f"{run / name}: exists without a {CONFIG_FILE}; give another --out")
+        # A marked folder without a saved step: a run that stopped before its first checkpoint; its
+        # files are ours to redo. Any other folder holding files is refused (run_dir.check_fresh_run_dir).
+        if check_fresh_run_dir(run) and self.ctx.is_main:
+            log.warning("%s: holds no saved training state yet; starting the run afresh in it", run)
         return None
 
     def _dataset(self) -> PairedDataset | SyntheticDataset:
@@ -251,20 +244,32 @@ class Trainer:
     def _write_start_files(self) -> None:
         import yaml
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        mark_run_dir(self.run_dir)  # first: the folder is gsad's from here on
         self._remove_stale_temporaries()
-        write_text_atomic(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        write_text_output(self.run_dir / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         # A fresh run (re)writes the frozen model: a folder being reused may hold another --init's.
         if self.frozen is not None and (self.resume_state is None or not (self.run_dir / UNCERTAINTY_FILE).exists()):
             save_checkpoint(
                 self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
             )
-        rows = [r for r in read_log(self.run_dir) if int(r.get("step") or 0) <= self.step]
+        rows = self._logged_rows() if self.resume_state is not None else []
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.log_header, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)  # a resumed run drops the rows logged after its state was saved
-        write_text_atomic(self.run_dir / LOG_FILE, buffer.getvalue())
+        write_text_output(self.run_dir / LOG_FILE, buffer.getvalue())
+
+    def _logged_rows(self) -> list[dict[str, str]]:
+        """The log.csv rows of a resumed run up to its state's step."""
+        rows = []
+        for number, row in enumerate(read_log(self.run_dir), start=2):
+            step = (row.get("step") or "").strip()
+            if not step.isdigit():
+                raise CheckpointError(f"{self.run_dir / LOG_FILE}: line {number}: the step {step!r} is not a whole "
+                                      "number (not a gsad log); repair or remove the line")
+            if int(step) <= self.step:
+                rows.append(row)
+        return rows
 
     def _remove_stale_temporaries(self) -> None:
         """Remove the temporaries of gsad's own run files that a killed run left behind."""
@@ -283,11 +288,22 @@ class Trainer:
             self._save_weights(name, self.resumed_config)
         if (self.run_dir / LATEST_FILE).exists() and resolve_checkpoint(self.run_dir) == weights:
             return
-        write_text_atomic(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
+        write_text_output(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
 
     def _append_log(self, row: dict[str, Any]) -> None:
-        with open(self.run_dir / LOG_FILE, "a", newline="", encoding="utf-8") as fh:
-            csv.DictWriter(fh, fieldnames=self.log_header, lineterminator="\n").writerow(row)
+        path = self.run_dir / LOG_FILE
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self.log_header, lineterminator="\n").writerow(row)
+        size = path.stat().st_size if path.exists() else 0
+        try:
+            with open(path, "ab") as fh:
+                fh.write(buffer.getvalue().encode("utf-8"))
+        except OSError as exc:
+            try:  # a full disk: leave the log as it was, without half a row
+                os.truncate(path, size)
+            except OSError:
+                pass
+            raise InputError(f"{path}: cannot write ({os_reason(exc)})") from None
 
     def _save(self) -> None:
         name = f"step_{self.step:07d}"
@@ -304,9 +320,9 @@ class Trainer:
             "world_size": self.ctx.world_size,
         }
         # State, weights, latest: a kill between them is repaired on --resume (_repair_resumed_step).
-        atomic_write(self.ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
+        write_state(self.ckpt_dir / f"{name}.state.pt", state)
         self._save_weights(name, self.config.to_dict())
-        write_text_atomic(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
+        write_text_output(self.run_dir / LATEST_FILE, f"{CHECKPOINT_DIR}/{name}.safetensors\n")
         # Prune older states only: a newer one is an unreadable file skipped on resume, replaced
         # when this run reaches its step, and must not push the good states out.
         older = [p for p in sorted(self.ckpt_dir.glob("step_*.state.pt")) if p.name <= f"{name}.state.pt"]
@@ -370,6 +386,7 @@ class Trainer:
         # 3. loss, update, EMA
         with self._autocast():
             loss, logs = self._objective(low, high, generator)
+        self._check_loss(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -377,6 +394,32 @@ class Trainer:
         self.step += 1
         self.ema.update(self.model, self.step)
         return logs
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        """Stop a diverged run: a loss that is not finite on any rank ends the run on every rank, before
+        the update, with one line naming the step and the newest good state."""
+        ok = bool(torch.isfinite(loss.detach()).all())
+        if not self.ctx.all_ok(ok):
+            what = f"the loss is {loss.item():g}" if not ok else "the loss is not finite on another process"
+            raise self._diverged(self.step + 1, what)
+
+    def _check_weights(self) -> None:
+        """Non-finite weights (model or EMA) are never validated or saved. The ranks' weights are equal
+        (DDP), so every rank comes to the same answer."""
+        if not (finite(self.model.state_dict()) and finite(self.ema.state_dict())):
+            raise self._diverged(self.step, "the weights are not finite")
+
+    def _diverged(self, step: int, what: str) -> ModelOutputError:
+        try:
+            found = newest_intact_state(self.run_dir, warn=False)
+        except CheckpointError:
+            found = None
+        if found is None:
+            newest = "no state was saved before it"
+        else:
+            newest = f"the newest good state is {found[0]} (step {found[1]['step']}), where --resume continues"
+        return ModelOutputError(f"{self.run_dir}: training diverged at step {step} ({what}); nothing of it was "
+                                f"saved; {newest}; a smaller --lr may help")
 
     def _after_step(self, logs: dict[str, torch.Tensor], window: _LogWindow, bar: Any) -> None:
         """4. progress bar, log.csv row (means over the steps since the last row), validation, checkpoint."""
@@ -387,6 +430,9 @@ class Trainer:
         bar.update(1)
         last = self.step == c.max_steps
         do_val = bool(self.val_images or c.val_data) and (self.step % c.val_every == 0 or last)
+        save = self.step % c.checkpoint_every == 0 or last
+        if do_val or save:
+            self._check_weights()
         if self.step % c.log_every == 0 or last or do_val:
             means, rate = window.take(ctx)
             row: dict[str, Any] = {"step": self.step, "lr": c.lr, "steps_per_s": f"{rate:.4g}"}
@@ -396,7 +442,7 @@ class Trainer:
                     row["val_psnr"] = f"{self.validate():.4f}"
                     bar.write(f"step {self.step}: val PSNR {row['val_psnr']} dB")
                 self._append_log(row)
-        if ctx.is_main and (self.step % c.checkpoint_every == 0 or last):
+        if ctx.is_main and save:
             self._save()
 
     def run(self, callback: Callable[[int, dict[str, torch.Tensor]], None] | None = None) -> Path:
