@@ -269,10 +269,12 @@ def test_multichannel_float_tiff_is_one_line(tmp_path):
 D50 = np.array([0.9642, 1.0, 0.8249])
 
 
-def _icc_matrix_profile(columns: np.ndarray, curve: float | np.ndarray, description: str = "test RGB") -> bytes:
+def _icc_matrix_profile(columns: np.ndarray, curve: float | np.ndarray, description: str = "test RGB",
+                        white: np.ndarray = D50) -> bytes:
     """A minimal ICC v2 RGB display profile (matrix/TRC), written by hand: ``columns`` holds the
     D50 XYZ of the red, green and blue primaries (a 3 x 3 matrix, one primary per column);
-    ``curve`` is a gamma or a table of 16-bit values (the same for the three channels)."""
+    ``curve`` is a gamma or a table of 16-bit values (the same for the three channels); ``white``
+    the media white point (XYZ; v2 display profiles state the display's own, e.g. D65)."""
     import struct
 
     def s15(v):
@@ -288,7 +290,7 @@ def _icc_matrix_profile(columns: np.ndarray, curve: float | np.ndarray, descript
         trc = b"curv" + bytes(4) + struct.pack(f">I{len(table)}H", len(table), *table)
     text = description.encode() + b"\0"
     desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
-    tags = [(b"desc", desc), (b"wtpt", xyz(D50)), (b"rXYZ", xyz(columns[:, 0])), (b"gXYZ", xyz(columns[:, 1])),
+    tags = [(b"desc", desc), (b"wtpt", xyz(white)), (b"rXYZ", xyz(columns[:, 0])), (b"gXYZ", xyz(columns[:, 1])),
             (b"bXYZ", xyz(columns[:, 2])), (b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc)]
     start = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
@@ -350,7 +352,7 @@ def test_wide_gamut_profile_is_converted_to_srgb(tmp_path):
     """Display P3 (P3 primaries, D65, the sRGB curve): colours land where colorimetry says, clipped to sRGB."""
     p3 = _columns_from_primaries([(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)])
     curve = _srgb_decode(np.linspace(0, 255, 4096))
-    icc = _icc_matrix_profile(p3, curve, "Display P3 (test)")
+    icc = _icc_matrix_profile(p3, curve, "Display P3 (test)", white=np.array([0.9505, 1.0, 1.0891]))
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "p3.png", icc_profile=icc)

@@ -237,7 +237,7 @@ def _to_rgb8(img: Image.Image, name: str, white: float | None = None) -> np.ndar
         arr = np.asarray(img, dtype=np.float64)
         if not np.isfinite(arr).all():
             raise InputError(f"{name}: NaN or infinite pixel values")
-        arr = np.clip(np.round(np.clip(arr / white, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+        arr = np.clip(np.round(arr / white * 255.0), 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "L")
     if icc and icc != srgb_icc_bytes():
         img = _to_srgb(img, icc)
