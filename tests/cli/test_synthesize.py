@@ -49,3 +49,21 @@ def test_evaluate_errors_are_one_line(tmp_path, capsys):
     assert "none" in err and "Traceback" not in err
     assert main(["synthesize", "-o", str(tmp_path / "x")]) == 1
     assert "PHOTOS_DIR or --bundled" in capsys.readouterr().err
+
+
+def test_synthesize_skips_bad_photos_reports_each_and_exits_1(tmp_path, capsys):
+    """Issue 24, case 23: as gsad enhance does: one line per bad photo, the good pairs written, exit 1."""
+    photos = _photos(tmp_path / "photos", n=3)
+    data = (photos / "p1.jpg").read_bytes()
+    (photos / "p1.jpg").write_bytes(data[: len(data) // 2])
+    (photos / "p2.jpg").write_bytes(b"junk")
+    out = tmp_path / "pairs"
+    assert main(["synthesize", str(photos), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("gsad:")]
+    assert len(errors) == 2 and "Traceback" not in captured.err
+    assert errors[0].startswith(f"gsad: error: {photos / 'p1.jpg'}: unreadable or truncated image")
+    assert errors[1].startswith(f"gsad: error: {photos / 'p2.jpg'}: not an image file")
+    assert "wrote 1 pairs" in captured.out and "2 photos skipped" in captured.out
+    assert sorted(p.name for p in (out / "low").iterdir()) == sorted(p.name for p in (out / "high").iterdir()) == [
+        "p0.png"]

@@ -174,6 +174,54 @@ def test_synthesize_folder_errors(tmp_path):
         synthesize_folder(_photo_folder(tmp_path / "one", ["a.png"]), tmp_path / "out", count=0)
 
 
+def _bad_photos(folder):
+    """``b.png`` truncated (half its bytes) and ``d.jpg`` not an image, beside good ``a.png`` and ``c.png``."""
+    _photo_folder(folder, ["a.png", "b.png", "c.png"])
+    data = (folder / "b.png").read_bytes()
+    (folder / "b.png").write_bytes(data[: len(data) // 2])
+    (folder / "d.jpg").write_bytes(b"not a jpeg")
+    return folder
+
+
+def _pairs_on_disk(out):
+    return {side: sorted(p.name for p in (out / side).iterdir()) for side in ("low", "high")}
+
+
+def test_bad_photos_are_reported_and_skipped(tmp_path):
+    """Issue 24, case 23: one line per bad photo, the others done; without ``report`` the first raises."""
+    photos = _bad_photos(tmp_path / "photos")
+    problems = []
+    assert synthesize_folder(photos, tmp_path / "out", report=problems.append) == ["a.png", "c.png"]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{photos / 'b.png'}: unreadable or truncated image")
+    assert problems[1].startswith(f"{photos / 'd.jpg'}: not an image file")
+    assert _pairs_on_disk(tmp_path / "out") == {"low": ["a.png", "c.png"], "high": ["a.png", "c.png"]}
+    with pytest.raises(InputError, match="b.png: unreadable or truncated"):
+        synthesize_folder(photos, tmp_path / "out2")
+    assert _pairs_on_disk(tmp_path / "out2") == {"low": ["a.png"], "high": ["a.png"]}
+
+
+def test_a_pair_that_cannot_be_written_leaves_no_half(tmp_path, monkeypatch):
+    """``low`` fails after ``high`` was written (a full disk): neither stays, not even an older ``low``."""
+    import gsad.data.synthesize as synth
+
+    photos = _photo_folder(tmp_path / "photos", ["a.png", "c.png"])
+    out = tmp_path / "out"
+    synthesize_folder(photos, out)
+    write = synth.write_image
+
+    def full_disk(path, image, overwrite=False):
+        if path.parent.name == "low" and path.name == "c.png":
+            raise InputError(f"{path}: cannot write (No space left on device)")
+        return write(path, image, overwrite=overwrite)
+
+    monkeypatch.setattr(synth, "write_image", full_disk)
+    problems = []
+    assert synthesize_folder(photos, out, seed=1, overwrite=True, report=problems.append) == ["a.png"]
+    assert problems == [f"{out / 'low' / 'c.png'}: cannot write (No space left on device)"]
+    assert _pairs_on_disk(out) == {"low": ["a.png"], "high": ["a.png"]}
+
+
 def test_bundled_photos_are_offline_colour_photos():
     photos = bundled_photos()
     assert len(photos) >= 3

@@ -113,3 +113,39 @@ def test_table_and_reports(tmp_path):
         write_report_json(json_path, report)
     assert csv_path.read_bytes() == before
     assert write_report_csv(csv_path, report, overwrite=True).read_bytes() != before
+
+
+def _small_pair_dataset(tmp_path):
+    """Pairs a (16x20) and b (4x4: too small for SSIM's 7x7 window)."""
+    rng = np.random.default_rng(0)
+    for name, shape in (("a", (16, 20, 3)), ("b", (4, 4, 3))):
+        high = rng.integers(30, 256, shape, dtype=np.uint8)
+        for side, img in (("high", high), ("low", high // 5)):
+            (tmp_path / "data" / side).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / "data" / side / f"{name}.png")
+    return tmp_path / "data"
+
+
+def test_images_too_small_to_score_are_named_before_anything_runs(tmp_path):
+    """Issue 24, case 21: the small file is named, and predict never runs (not even on the good pair)."""
+    pairs = find_pairs(_small_pair_dataset(tmp_path))
+    seen = []
+    with pytest.raises(DataError, match=r"high/b\.png: 4x4 is too small to score: SSIM needs at least 7x7 pixels$"):
+        evaluate(pairs, predict=lambda name, low: seen.append(name) or low, progress=False)
+    assert seen == []
+    with pytest.raises(DataError, match=r"high/b\.png: 4x4 is too small"):
+        evaluate(pairs, predictions_dir=tmp_path / "data" / "high", progress=False)
+
+
+def test_cli_evaluate_names_a_small_image_before_loading_the_model(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    from gsad.cli import main
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("gsad.enhance.parallel.shared_enhancer", no_model)
+    data = _small_pair_dataset(tmp_path)
+    assert main(["evaluate", "--data", str(data), "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gsad: error: {data / 'high' / 'b.png'}: 4x4 is too small to score: SSIM needs at least 7x7 "
+                   "pixels"]

@@ -8,7 +8,7 @@ from gsad.checkpoints import load_checkpoint, read_metadata
 from gsad.cli import main
 from gsad.data.layouts import find_pairs
 from gsad.enhance.enhancer import Enhancer
-from gsad.errors import ConfigError
+from gsad.errors import ConfigError, DataError
 from gsad.evaluation.tuning import SearchSpace, format_trials, tune_schedule
 
 
@@ -98,3 +98,44 @@ def test_tune_schedule_cli_stores_the_ensemble(tmp_path, tiny_checkpoint, capsys
     assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--max-evaluations",
                  "0"]) == 2
     assert "--max-evaluations" in capsys.readouterr().err
+
+
+class _NoModel:
+    """An enhancer that must never be asked to enhance."""
+
+    def settings(self, **overrides):
+        from gsad.config import SamplerConfig
+
+        return SamplerConfig()
+
+    def enhance(self, *args, **kwargs):
+        raise AssertionError("the model ran")
+
+
+def test_small_images_and_crops_are_refused_before_the_model_runs(tmp_path):
+    """Issue 24, case 21: named (file, or --crop) before any grid point runs."""
+    data = _pairs(tmp_path / "d")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(data / "high" / "1.png")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(data / "low" / "1.png")
+    pairs = find_pairs(data)
+    with pytest.raises(DataError, match=r"low/1\.png: 4x4 is too small to score: SSIM needs at least 7x7 pixels$"):
+        tune_schedule(_NoModel(), pairs, progress=False)
+    with pytest.raises(ConfigError, match="crop: SSIM needs at least 7x7 pixels, got 4"):
+        tune_schedule(_NoModel(), pairs[:1], crop=4, progress=False)
+
+
+def test_tune_schedule_cli_names_a_small_image_before_loading_the_model(tmp_path, tiny_checkpoint, capsys,
+                                                                        monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("gsad.enhance.enhancer.Enhancer", no_model)
+    data = _pairs(tmp_path / "d")
+    Image.fromarray(np.zeros((5, 30, 3), np.uint8)).save(data / "high" / "0.png")
+    assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--dry-run"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"gsad: error: {data / 'high' / '0.png'}: 30x5 is too small to score: SSIM needs at least 7x7 pixels"]
+    assert main(["tune-schedule", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--dry-run",
+                 "--crop", "6"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "gsad: error: crop: SSIM needs at least 7x7 pixels, got 6"]

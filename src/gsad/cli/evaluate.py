@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from gsad.checkpoints import resolve_checkpoint
     from gsad.data.layouts import detect_layout, find_pairs
     from gsad.evaluation.evaluate import (
+        check_scoreable,
         evaluate,
         format_table,
         match_predictions,
@@ -79,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     layout = detect_layout(args.data) if args.layout == "auto" else args.layout
     pairs = find_pairs(args.data, layout=layout, split=args.split)
     inputs = [p for pair in pairs for p in (pair.low, pair.high)]
-    if args.predictions:
-        inputs += match_predictions(pairs, args.predictions).values()
+    predictions = match_predictions(pairs, args.predictions) if args.predictions else None
+    if predictions:
+        inputs += predictions.values()
+    check_scoreable(pairs, low=bool(args.checkpoint), predictions=predictions)  # before any model runs
     if args.checkpoint:
         inputs.append(resolve_checkpoint(args.checkpoint))
     plan = OutputPlan(inputs)  # reports (and --outputs images) checked before anything is scored

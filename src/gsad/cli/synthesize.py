@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gsad.cli import options
 from gsad.config import RANGE_NAMES
@@ -38,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
         require_skimage()  # the bundled photos are scikit-image's
     source = bundled_photos() if args.bundled else args.photos
     ranges = named_ranges(args.ranges)
+    failures = []
+
+    def report(message: str) -> None:  # as gsad enhance does: one line per bad photo, skip it, go on, exit 1
+        from tqdm import tqdm
+
+        failures.append(message)
+        tqdm.write(f"{options.PROG}: error: {message}", file=sys.stderr)  # on its own line, above the bar
+
     names = synthesize_folder(source, args.output, seed=args.seed, count=args.count, ranges=ranges,
-                              overwrite=args.overwrite, progress=True)
-    print(f"wrote {len(names)} pairs to {args.output}/low and {args.output}/high")
-    return 0
+                              overwrite=args.overwrite, progress=True, report=report)
+    print(f"wrote {len(names)} pairs to {args.output}/low and {args.output}/high"
+          + (f" ({len(failures)} photos skipped)" if failures else ""))
+    return 1 if failures else 0

@@ -84,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from gsad.checkpoints import resolve_checkpoint, update_sampler_defaults
     from gsad.data.layouts import find_pairs
     from gsad.enhance.enhancer import Enhancer
+    from gsad.evaluation.evaluate import check_scoreable
     from gsad.evaluation.metrics import require_skimage
-    from gsad.evaluation.tuning import SearchSpace, format_trials, tune_schedule
+    from gsad.evaluation.tuning import SearchSpace, check_crop, format_trials, tune_schedule
 
     source = resolve_checkpoint(args.checkpoint)
     target = Path(args.output) if args.output else source
@@ -99,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
         OutputPlan([p for pair in pairs for p in (pair.low, pair.high)]).check(target, args.overwrite)
     require_skimage()
+    check_crop(args.crop)
+    check_scoreable(pairs)  # a small image is named before the model is loaded (a crop >= 7 keeps >= 7)
     enhancer = Enhancer(source, device=args.device)
     space = SearchSpace(sampler=args.sampler, steps=args.steps, beta_starts=args.beta_starts,
                         beta_ends=args.beta_ends, starts=args.starts, ensembles=args.ensembles,

@@ -52,7 +52,7 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -499,6 +499,7 @@ def synthesize_folder(
     ranges: DegradationRanges = DEFAULT_RANGES,
     overwrite: bool = False,
     progress: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Write synthetic pairs ``out_dir/low/NAME.png`` and ``out_dir/high/NAME.png``.
 
@@ -509,6 +510,12 @@ def synthesize_folder(
     adding photos does not change the others. ``count`` keeps the first ``count`` photos
     by name. Existing outputs are refused (all checked before anything is written)
     unless ``overwrite``. Returns the written file names (``NAME.png``), sorted.
+
+    A photo that cannot be read, or a pair that cannot be written, is passed to ``report`` (one
+    line naming the file) and skipped, and the other photos are done as ``gsad enhance`` does;
+    without ``report`` the first such :class:`InputError` is raised. Either way a pair is whole
+    or absent: ``high`` is written first, and when ``low`` then fails both are removed, so
+    ``low/`` never holds an image without its ``high/``.
     """
     out_dir = Path(out_dir)
     photos, source = _photo_list(photos_dir)
@@ -520,10 +527,28 @@ def synthesize_folder(
     names = [photo.stem + ".png" for photo in photos]
     _check_outputs(photos, names, out_dir, overwrite)
 
+    written = []
     for photo, name in tqdm(list(zip(photos, names)), desc="synthesize", unit="img", disable=not progress):
-        high = read_image(photo)
-        low, params = degrade(high, image_rng(seed, photo.name), ranges)
-        write_image(out_dir / "high" / name, high, overwrite=overwrite)
+        try:
+            _write_pair(photo, out_dir, name, seed, ranges, overwrite)
+        except InputError as exc:
+            if report is None:
+                raise
+            report(str(exc))
+            continue
+        written.append(name)
+    return sorted(written)
+
+
+def _write_pair(photo: Path, out_dir: Path, name: str, seed: int, ranges: DegradationRanges, overwrite: bool) -> None:
+    """One photo's pair, whole or not at all (see :func:`synthesize_folder`)."""
+    high = read_image(photo)
+    low, params = degrade(high, image_rng(seed, photo.name), ranges)
+    write_image(out_dir / "high" / name, high, overwrite=overwrite)
+    try:
         write_image(out_dir / "low" / name, low, overwrite=overwrite)
-        logger.debug("synthesized %s with %s", name, params)
-    return sorted(names)
+    except InputError:
+        for side in ("high", "low"):  # never half a pair (an older low/ beside the new high/ included)
+            (out_dir / side / name).unlink(missing_ok=True)
+        raise
+    logger.debug("synthesized %s with %s", name, params)

@@ -9,7 +9,7 @@ from pathlib import Path
 from gsad.checkpoints import resolve_checkpoint
 from gsad.errors import InputError
 from gsad.files import OutputPlan, check_folder
-from gsad.imaging.io import is_image_file, list_images
+from gsad.imaging.io import is_output_image_file, list_images
 
 
 def plan_outputs(
@@ -45,7 +45,7 @@ def plan_outputs(
     if to_folder and out.exists() and not out.is_dir():
         report(f"{out}: exists and is not a folder; several images or a folder input need an output folder")
         return []
-    if not to_folder and not is_image_file(out):
+    if not to_folder and not is_output_image_file(out):
         report(f"{out}: unknown output image format {out.suffix or '(no suffix)'!r}; name a .png/.jpg file or a folder")
         return []
     if to_folder and sources:

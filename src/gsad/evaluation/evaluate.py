@@ -44,9 +44,9 @@ from gsad.config import MAX_PIXELS, PIPELINES, SamplerConfig
 from gsad.data.layouts import Pair
 from gsad.errors import ConfigError, DataError, InputError
 from gsad.evaluation.lpips import LPIPS
-from gsad.evaluation.metrics import score_pair
+from gsad.evaluation.metrics import SSIM_MIN_SIDE, score_pair
 from gsad.files import OutputPlan, check_folder, write_output
-from gsad.imaging.io import list_images, read_image, write_image
+from gsad.imaging.io import image_size, list_images, read_image, write_image
 from gsad.imaging.tensors import from_model, to_model
 
 if TYPE_CHECKING:
@@ -149,6 +149,23 @@ def _size(img: np.ndarray) -> str:
     return f"{img.shape[1]}x{img.shape[0]}"
 
 
+def check_scoreable(pairs: Sequence[Pair], low: bool = True, predictions: dict[str, Path] | None = None) -> None:
+    """Every image that will be scored is large enough for SSIM (:data:`SSIM_MIN_SIDE` pixels each
+    way), from the file headers alone, so that a small image is named before any model runs.
+
+    Checks each pair's ``high`` image, its ``low`` one when ``low`` (a model will enhance it) and
+    its prediction in ``predictions``. Raises :class:`DataError` naming the first file too small,
+    :class:`InputError` for one that cannot be opened.
+    """
+    for pair in pairs:
+        paths = [pair.high, *([pair.low] if low else []), *([predictions[pair.name]] if predictions else [])]
+        for path in paths:
+            width, height = image_size(path)
+            if min(width, height) < SSIM_MIN_SIDE:
+                raise DataError(f"{path}: {width}x{height} is too small to score: SSIM needs at least "
+                                f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels")
+
+
 def match_predictions(pairs: Sequence[Pair], predictions_dir: str | os.PathLike) -> dict[str, Path]:
     """Map each pair's name to its prediction file in ``predictions_dir``.
 
@@ -205,8 +222,9 @@ def evaluate(
     scaling), named as :func:`output_paths` says, atomically; existing files are replaced only
     with ``overwrite`` (checked before any work), inputs never (``plan``: the run's
     :class:`~gsad.files.OutputPlan`, to check them against its other inputs and outputs too).
-    Raises :class:`DataError` for missing predictions or size mismatches (naming the files).
-    Returns the report described in the module docstring.
+    Raises :class:`DataError` for missing predictions, images too small to score
+    (:func:`check_scoreable`, before ``predict`` is first called) or size mismatches (naming
+    the files). Returns the report described in the module docstring.
     """
     if (predict is None) == (predictions_dir is None):
         raise ValueError("evaluate needs exactly one of predict and predictions_dir")
@@ -216,6 +234,7 @@ def evaluate(
     if outputs is not None and predict is None:
         raise ValueError("outputs are written only for predict")
     files = match_predictions(pairs, predictions_dir) if predictions_dir is not None else {}
+    check_scoreable(pairs, low=predict is not None, predictions=files)
     destinations = output_paths(pairs, outputs, overwrite, plan) if outputs is not None else {}
 
     images = []

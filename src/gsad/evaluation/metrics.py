@@ -65,6 +65,10 @@ def psnr(img1: np.ndarray, img2: np.ndarray) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+#: The smallest side SSIM's 7x7 window fits in: every scored image needs at least this many pixels each way.
+SSIM_MIN_SIDE = 7
+
+
 def ssim(img1: np.ndarray, img2: np.ndarray) -> float:
     """SSIM of two ``H x W x 3`` uint8 images, as scikit-image computes it.
 
@@ -74,8 +78,9 @@ def ssim(img1: np.ndarray, img2: np.ndarray) -> float:
     Images need at least 7 pixels on each side.
     """
     a, b = _check_pair(img1, img2)
-    if min(a.shape[:2]) < 7:
-        raise InputError(f"SSIM needs images of at least 7x7 pixels, got {a.shape[1]}x{a.shape[0]}")
+    if min(a.shape[:2]) < SSIM_MIN_SIDE:
+        raise InputError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels, "
+                         f"got {a.shape[1]}x{a.shape[0]}")
     structural_similarity = require_skimage()
     return float(
         structural_similarity(

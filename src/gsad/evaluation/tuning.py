@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from gsad.config import TUNING_BETA_ENDS, TUNING_BETA_STARTS, TUNING_METRICS, TUNING_STEPS, SamplerConfig
 from gsad.data.layouts import Pair
-from gsad.errors import ConfigError
-from gsad.evaluation.metrics import psnr, ssim
+from gsad.errors import ConfigError, DataError
+from gsad.evaluation.metrics import SSIM_MIN_SIDE, psnr, ssim
 from gsad.imaging.io import read_image
 
 
@@ -42,6 +42,21 @@ class Trial:
     def evaluations(self) -> int:
         """Network evaluations per image: steps x ensemble."""
         return self.settings.steps * self.settings.ensemble
+
+
+def check_crop(crop: int | None) -> None:
+    """A centre crop must leave room for SSIM's window (:data:`SSIM_MIN_SIDE` pixels each way)."""
+    if crop is not None and crop < SSIM_MIN_SIDE:
+        raise ConfigError(f"crop: SSIM needs at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels, got {crop}")
+
+
+def _read_scoreable(path, crop: int | None) -> np.ndarray:
+    """``path`` read and centre-cropped; :class:`DataError` naming it when SSIM cannot score it."""
+    image = _center_crop(read_image(path), crop)
+    if min(image.shape[:2]) < SSIM_MIN_SIDE:
+        raise DataError(f"{path}: {image.shape[1]}x{image.shape[0]} is too small to score: SSIM needs at least "
+                        f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels")
+    return image
 
 
 def _center_crop(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -107,11 +122,13 @@ def tune_schedule(
 ) -> list[Trial]:
     """Score every grid point of ``space`` on ``pairs``; best first (:meth:`SearchSpace.rank`).
 
-    ``crop`` scores a centre crop of each image (faster searches on large photos).
+    ``crop`` scores a centre crop of each image (faster searches on large photos). Every image
+    is read and checked (large enough for SSIM, :class:`DataError` naming it) before any runs.
     """
     if not pairs:
         raise ConfigError("tune-schedule: no validation pairs")
-    images = [(_center_crop(read_image(p.low), crop), _center_crop(read_image(p.high), crop)) for p in pairs]
+    check_crop(crop)
+    images = [(_read_scoreable(p.low, crop), _read_scoreable(p.high, crop)) for p in pairs]
     grid = space.grid()
     base = enhancer.settings(sampler=space.sampler, seed=space.seed)
     trials = []

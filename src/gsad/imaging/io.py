@@ -10,13 +10,19 @@ Conventions (see the README):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import math
 import os
+import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from gsad.config import MAX_PIXELS
 from gsad.errors import InputError
@@ -26,17 +32,55 @@ from gsad.files import write_output
 #: file is opened, because :func:`read_image` applies its own limit from the header.
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
-#: File suffixes treated as images when a folder is walked.
+#: Output suffixes: the formats :func:`write_image` (and ``gsad enhance -o``) writes.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+#: Formats Pillow registers an opener for but cannot decode: it only identifies MPEG video.
+_IDENTIFY_ONLY = frozenset({"MPEG"})
+
+
+@functools.cache
+def readable_suffixes() -> frozenset[str]:
+    """Suffixes (lower case, with the dot) of the formats Pillow can decode on this machine.
+
+    Pillow's registered extensions whose format it can open, less the formats it only
+    identifies (stub plugins such as HDF5, GRIB, BUFR and WMF, and MPEG) and EPS/PS when
+    Ghostscript is missing; ``.mpo`` is read by the JPEG plugin. This is the one rule for input
+    files: a folder walk (:func:`list_images`) takes exactly the files with these suffixes.
+    """
+    from PIL import EpsImagePlugin
+
+    Image.init()
+    suffixes = set()
+    for suffix, fmt in Image.registered_extensions().items():
+        opener = Image.OPEN.get("JPEG" if fmt == "MPO" else fmt)
+        if opener is None or fmt in _IDENTIFY_ONLY:
+            continue
+        if isinstance(opener[0], type) and issubclass(opener[0], ImageFile.StubImageFile):
+            continue
+        if fmt == "EPS" and not EpsImagePlugin.has_ghostscript():
+            continue
+        suffixes.add(suffix.lower())
+    return frozenset(suffixes)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` has an image suffix (case-insensitive); the file is not opened."""
+    """True when ``path``'s suffix is one Pillow can read here (:func:`readable_suffixes`,
+    case-insensitive); the file is not opened."""
+    return Path(path).suffix.lower() in readable_suffixes()
+
+
+def is_output_image_file(path: str | os.PathLike) -> bool:
+    """True when ``path``'s suffix names a format :func:`write_image` writes (:data:`IMAGE_SUFFIXES`)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
+    """Image files directly inside ``folder``, sorted by name (hidden files skipped).
+
+    An image file is one with a suffix Pillow reads (:func:`is_image_file`); files are not opened,
+    so a broken one is found (and named) when it is read.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
@@ -48,30 +92,205 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
 
 
-def _to_rgb8(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> H x W x 3 uint8 (16-bit scaled down, alpha dropped, grey repeated)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 or img.mode.startswith("I;16") else 255.0
-        arr = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(arr[..., None], 3, axis=2)
+# ------------------------------------------------------------------------------------------
+# C libraries' own messages
+# ------------------------------------------------------------------------------------------
+
+_STDERR_LOCK = threading.Lock()
+_stderr_users = 0
+_stderr_saved: int | None = None
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to ``os.devnull`` while the block runs, then restore it.
+
+    Decoders written in C print to the process's stderr themselves (libtiff: ``Using code not
+    yet in table.`` for a corrupt LZW strip) before Pillow raises, which breaks gsad's one-line
+    errors; the error itself still arrives as an exception. The redirect is process-wide:
+    blocks running at once in several threads share one redirect (counted under a lock; the
+    last to leave restores fd 2), and whatever any thread writes to stderr meanwhile is lost.
+    gsad decodes on each process's main thread (DataLoader workers are processes, each with its
+    own fd 2). Without a usable fd 2 nothing is redirected.
+    """
+    global _stderr_users, _stderr_saved
+    with _STDERR_LOCK:
+        if _stderr_users == 0:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            try:
+                saved = os.dup(2)
+            except OSError:
+                saved = None
+            if saved is not None:
+                try:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    try:
+                        os.dup2(devnull, 2)
+                    finally:
+                        os.close(devnull)
+                except OSError:
+                    os.close(saved)
+                    saved = None
+            _stderr_saved = saved
+        _stderr_users += 1
+    try:
+        yield
+    finally:
+        with _STDERR_LOCK:
+            _stderr_users -= 1
+            if _stderr_users == 0 and _stderr_saved is not None:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(_stderr_saved, 2)
+                os.close(_stderr_saved)
+                _stderr_saved = None
+
+
+# ------------------------------------------------------------------------------------------
+# pixel values and colour
+# ------------------------------------------------------------------------------------------
+
+#: TIFF tags that state the value of white: SMaxSampleValue (any sample format), MaxSampleValue.
+_WHITE_TAGS = (341, 281)
+
+#: Formats whose 9- to 16-bit samples Pillow hands over in mode "I" already on a 0-65535 scale.
+_SIXTEEN_BIT_AS_I = frozenset({"PNG", "PPM"})
+
+
+def _first(value):
+    return value[0] if isinstance(value, tuple) and value else value
+
+
+def _white_level(img: Image.Image, name: str) -> float:
+    """The sample value that means white, for the integer and float modes (see :func:`read_image`)."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        for tag in _WHITE_TAGS:
+            try:
+                stated = float(_first(tags.get(tag)))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(stated) and stated > 0:
+                return stated
     if img.mode == "F":
+        return 1.0
+    if img.mode.startswith("I;16") or img.format in _SIXTEEN_BIT_AS_I:
+        return 65535.0
+    if tags is not None:  # a TIFF of 16 bits or fewer that Pillow widened to mode "I"
+        bits, signed = _first(tags.get(258)), _first(tags.get(339)) == 2
+        if isinstance(bits, int) and 0 < bits <= 16:
+            return float(2 ** (bits - signed) - 1)
+    raise InputError(
+        f"{name}: 32-bit integer pixels and no stated white level (TIFF MaxSampleValue or SMaxSampleValue); "
+        "save the image with 8 or 16 bits per sample, or as floats in [0, 1]"
+    )
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def srgb_icc_bytes() -> bytes:
+    """The sRGB ICC profile :func:`write_image` embeds: littleCMS's built-in sRGB ("sRGB
+    built-in", IEC 61966-2.1 primaries and curve), with its creation date fixed so that one
+    image always gives the same file."""
+    data = bytearray(_srgb_profile().tobytes())
+    data[24:36] = bytes.fromhex("07e9 0001 0001 0000 0000 0000")  # 2025-01-01 00:00:00
+    return bytes(data)
+
+
+#: Colour space of an ICC profile -> the Pillow mode littleCMS reads it from.
+_PROFILE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}
+#: Pillow mode -> the colour space its pixels are in.
+_MODE_SPACES = {"1": "GRAY", "L": "GRAY", "LA": "GRAY", "La": "GRAY", "P": "RGB", "PA": "RGB", "RGB": "RGB",
+                "RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB", "CMYK": "CMYK"}
+
+
+def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
+    """``img`` converted from its embedded profile ``icc`` to sRGB (mode "RGB") by littleCMS, or
+    ``img`` unchanged when the profile cannot be used (corrupt, or not of the image's colours)."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = source.profile.xcolor_space.strip()
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
+        return img
+    if space not in _PROFILE_MODES or _MODE_SPACES.get(img.mode) != space:
+        return img
+    if img.mode != _PROFILE_MODES[space]:
+        img = img.convert(_PROFILE_MODES[space])
+    try:
+        return ImageCms.profileToProfile(
+            img, source, _srgb_profile(), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            outputMode="RGB", flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+        )
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
+        return img
+
+
+def _to_rgb8(img: Image.Image, name: str, white: float | None = None) -> np.ndarray:
+    """Any Pillow mode -> H x W x 3 uint8 sRGB (see :func:`read_image` for the rules)."""
+    icc = img.info.get("icc_profile")
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         arr = np.asarray(img, dtype=np.float64)
-        peak = 1.0 if arr.max() <= 1.0 else 255.0
-        arr = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(arr[..., None], 3, axis=2)
+        if not np.isfinite(arr).all():
+            raise InputError(f"{name}: NaN or infinite pixel values")
+        arr = np.clip(np.round(arr / white * 255.0), 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    if icc and icc != srgb_icc_bytes():
+        img = _to_srgb(img, icc)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
-    """Read an image file as an ``H x W x 3`` uint8 RGB array.
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file's header, nothing decoded (EXIF orientation not applied);
+    :class:`InputError` naming the file when it cannot be opened."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with quiet_native_stderr(), _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as img:
+                    return img.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: unreadable image ({exc})") from None
 
-    EXIF orientation is applied, grey and palette images become RGB, alpha is dropped and
-    16-bit images are scaled to 8 bits. Raises :class:`InputError` naming the file when it
-    is missing, empty, truncated or not an image, or when its header claims more than
-    ``max_pixels`` pixels (None: no limit); the size is checked before anything is decoded.
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as an ``H x W x 3`` uint8 sRGB array.
+
+    EXIF orientation is applied, grey and palette images become RGB and alpha is dropped.
+    Colour: an embedded ICC profile is honoured: littleCMS converts the pixels to sRGB
+    (relative colorimetric with black point compensation: in-gamut colours keep their exact
+    values, out-of-gamut ones are clipped, a print profile's black becomes sRGB black); a
+    profile littleCMS cannot use (corrupt, or not of the image's colour space) is ignored and
+    the pixels taken as sRGB, as web browsers do; no profile means sRGB.
+    Deeper samples are scaled by what their mode means, white to 255 (rounded; values below
+    black or above white clipped):
+
+    * 16 bits (``I;16*``, and the 16-bit PNG and PNM data Pillow hands over as ``I``): 65535;
+    * floats (``F``, e.g. 32-bit float TIFF, PFM): 1.0, the nominal range being [0, 1];
+    * 32-bit integers (``I``, e.g. TIFF): only when the file states its white level (TIFF
+      ``SMaxSampleValue`` or ``MaxSampleValue``, which also override the defaults above), else
+      refused: no convention tells where white lies in 32 bits;
+    * NaN or infinite samples are refused.
+
+    Raises :class:`InputError` naming the file when it is missing, empty, truncated or not an
+    image, when its header claims more than ``max_pixels`` pixels (None: no limit; checked
+    before anything is decoded), or for the pixel values refused above. A C decoder's own
+    messages (libtiff's) are silenced while the file is decoded (:func:`quiet_native_stderr`):
+    the one line is gsad's.
     """
     path = Path(path)
     if not path.exists():
@@ -81,23 +300,24 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     try:
-        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                img = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-        with img:
-            width, height = img.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise InputError(
-                    f"{path}: {width} x {height} is {width * height / 1e6:.1f} megapixels, over the limit of "
-                    f"{max_pixels / 1e6:g} megapixels (use --max-megapixels to raise it)"
-                )
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb8(img)
+        with quiet_native_stderr():
+            with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    img = Image.open(path)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
+            with img:
+                width, height = img.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise InputError(
+                        f"{path}: {width} x {height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+                        f"{max_pixels / 1e6:g} megapixels (use --max-megapixels to raise it)"
+                    )
+                img.load()
+                white = _white_level(img, str(path)) if img.mode in ("I", "F") or img.mode.startswith("I;16") else None
+                return _to_rgb8(ImageOps.exif_transpose(img), str(path), white)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -105,9 +325,14 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
 
 
 def as_array(image: np.ndarray | Image.Image) -> np.ndarray:
-    """A PIL image or an ``H x W x 3`` uint8 array -> ``H x W x 3`` uint8 array (validated)."""
+    """A PIL image or an ``H x W x 3`` uint8 array -> ``H x W x 3`` uint8 array (validated).
+
+    A PIL image is converted as :func:`read_image` converts a file (orientation, profile, depth).
+    """
     if isinstance(image, Image.Image):
-        return _to_rgb8(ImageOps.exif_transpose(image))
+        deep = image.mode in ("I", "F") or image.mode.startswith("I;16")
+        white = _white_level(image, "image") if deep else None
+        return _to_rgb8(ImageOps.exif_transpose(image), "image", white)
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
     if image.ndim == 2:
@@ -121,15 +346,24 @@ def as_array(image: np.ndarray | Image.Image) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
-    """Write an ``H x W x 3`` uint8 array atomically (temporary file, then ``os.replace``).
+#: Formats whose files carry the sRGB profile :func:`write_image` embeds (the others cannot).
+_PROFILE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "TIFF"})
 
-    The format follows the suffix. Refuses to replace an existing file unless ``overwrite``;
-    every failure is one :class:`InputError` line (:func:`gsad.files.write_output`).
+
+def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
+    """Write an ``H x W x 3`` uint8 sRGB array atomically (temporary file, then ``os.replace``).
+
+    The format follows the suffix (:data:`IMAGE_SUFFIXES`). PNG, JPEG, WebP and TIFF files
+    carry an sRGB ICC profile (:func:`srgb_icc_bytes`), so the output's colours are stated;
+    BMP and PNM cannot hold one (their pixels are sRGB all the same). Refuses to replace an
+    existing file unless ``overwrite``; every failure is one :class:`InputError` line
+    (:func:`gsad.files.write_output`).
     """
     path = Path(path)
-    if not is_image_file(path):
+    if not is_output_image_file(path):
         raise InputError(f"{path}: unknown output image format {path.suffix!r}")
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    return write_output(path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt),
-                        overwrite)
+    params = {"icc_profile": srgb_icc_bytes()} if fmt in _PROFILE_FORMATS else {}
+    return write_output(
+        path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt, **params), overwrite
+    )
