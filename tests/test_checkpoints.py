@@ -264,9 +264,11 @@ def test_a_few_kb_claiming_a_huge_network_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "e.safetensors").exists()
 
 
-def test_the_issue_expand_file_builds_no_network(tmp_path, capsys, monkeypatch):
-    """Case 1 as filed: width 2048 claimed by four expanded tensors (the rest missing). No U-Net may be
-    built except on the meta device (weightless)."""
+@pytest.mark.parametrize("claim", ["issue", "small"])
+def test_files_that_do_not_fit_build_no_network(tmp_path, capsys, monkeypatch, claim):
+    """Case 1 as filed: width 2048 claimed by four expanded tensors (the rest missing); and a tiny layout
+    with one tensor missing (within the budget, so only the check on the meta skeleton stands between it
+    and an allocation). No U-Net may be built except on the meta device (weightless)."""
     import gsad.checkpoints
 
     built = []
@@ -283,8 +285,13 @@ def test_the_issue_expand_file_builds_no_network(tmp_path, capsys, monkeypatch):
     for i in (1, 2):
         state[f"denoise_fn.downs.{i}.res_block.block1.block.3.weight"] = z.expand(w, w, 3, 3)
     torch.save(state, tmp_path / "expand.pth")
+    if claim == "small":
+        small = NetworkConfig(base_channels=32, channel_mults=(1, 2), res_blocks=1, attn_levels=(1,))
+        _reference_file(tmp_path / "expand.pth", small, **{"ups.0.res_block.block2.block.3.weight": None})
     line = _one_line(["convert", tmp_path / "expand.pth", tmp_path / "e.safetensors"], capsys)
     assert line.startswith(f"gsad: error: {tmp_path / 'expand.pth'}: ")
+    if claim == "small":
+        assert "weights do not fit the architecture (missing ['decoder.0.blocks.0.conv2.weight'])" in line
     assert set(built) <= {"meta"}
 
 
