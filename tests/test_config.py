@@ -1,6 +1,17 @@
 import pytest
+import yaml
 
-from gsad.config import NetworkConfig, SamplerConfig, from_dict, load_yaml, preset, to_dict
+from gsad.config import (
+    MAX_PARAMETERS,
+    PRESETS,
+    NetworkConfig,
+    SamplerConfig,
+    from_dict,
+    load_yaml,
+    parameter_count,
+    preset,
+    to_dict,
+)
 from gsad.errors import ConfigError
 
 
@@ -60,3 +71,56 @@ def test_load_yaml_errors(tmp_path):
     top.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(top)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        *PRESETS.values(),
+        NetworkConfig(base_channels=32, channel_mults=(1, 2, 2), res_blocks=2, attn_levels=(0, 2),
+                      uncertainty_head=False),
+        NetworkConfig(base_channels=8, channel_mults=(1, 3, 1, 2), res_blocks=3, attn_levels=(), norm_groups=4),
+    ],
+)
+def test_parameter_count_is_that_of_the_built_network(config):
+    import torch
+
+    from gsad.network.unet import UNet, count_parameters
+
+    with torch.device("meta"):
+        assert parameter_count(config) == count_parameters(UNet(config))
+
+
+def test_parameter_budget_is_about_ten_times_the_paper_model():
+    assert 10 <= MAX_PARAMETERS / parameter_count(PRESETS["paper"]) < 10.1
+
+
+_IN = "network: in_channels must be 6 (the low-light image and the noisy image, 3 each),"
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"in_channels": 3}, f"{_IN} got 3"),
+        ({"in_channels": 12}, f"{_IN} got 12"),
+        ({"out_channels": 1}, "network: out_channels must be 3 (the predicted noise of an RGB image), got 1"),
+        ({"res_blocks": 512, "channel_mults": [1] * 8, "attn_levels": []},
+         "network: res_blocks must be a whole number from 1 to 16, got 512"),
+        ({"base_channels": 1024, "channel_mults": [1, 2, 4, 8], "attn_levels": [3]},
+         "network: this architecture has "),
+        ({"base_channels": 256, "res_blocks": 16}, f"parameters, more than gsad accepts ({MAX_PARAMETERS:,},"),
+    ],
+    ids=["in-3", "in-12", "out-1", "res-blocks", "wide", "deep"],
+)
+def test_networks_the_method_cannot_use_are_refused_where_the_config_is_built(tmp_path, fields, message):
+    """One rule for YAML, checkpoint metadata and presets: NetworkConfig's own checks, naming the file."""
+    with pytest.raises(ConfigError) as info:
+        from_dict(NetworkConfig, fields, "net.yaml")
+    assert str(info.value).startswith("net.yaml: ") and message in str(info.value)
+    from gsad.training.config import load_train_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"network": fields}))
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)

@@ -22,18 +22,37 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gsad.config import NetworkConfig, SamplerConfig, from_dict, to_dict
+from gsad.config import MAX_PARAMETERS, NetworkConfig, SamplerConfig, from_dict, to_dict
 from gsad.errors import CheckpointError, ConfigError
 from gsad.files import write_bytes, write_output
 from gsad.network.unet import UNet
 
 FORMAT_VERSION = "1"
 _REFERENCE_NORM_GROUPS = 32
+
+# Budgets on untrusted checkpoint files, each checked before the data it bounds is read or allocated
+# (the network's own budget, gsad.config.MAX_PARAMETERS, is checked from its config before any network
+# is built, on the meta device first).
+
+#: Largest safetensors header (the JSON of tensor names, shapes and metadata) read; the paper
+#: model's is 20 KB.
+MAX_HEADER_BYTES = 8 << 20
+
+#: Longest ``gsad.network`` or ``gsad.sampler`` metadata value parsed; gsad writes under 200 characters.
+MAX_CONFIG_CHARS = 4096
+
+#: Most bytes the tensors of a reference ``.pth`` (a zip, as torch.save writes it) may take once
+#: decompressed, read from the zip's directory before torch decompresses anything: the parameter
+#: budget in float32, plus a quarter for the reference's dead ``mlp`` layers and schedule buffers.
+#: (torch.save stores entries uncompressed; a deflated entry of zeros is a "zip bomb".)
+MAX_REFERENCE_BYTES = 5 * MAX_PARAMETERS
 
 
 # ----------------------------------------------------------------------------------------
@@ -117,15 +136,33 @@ def _strip_reference_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+def _layout_error(source: str, why: str) -> CheckpointError:
+    return CheckpointError(f"{source}: cannot infer the U-Net layout: {why}")
+
+
+def _conv_weight(state: dict[str, torch.Tensor], key: str, source: str) -> torch.Tensor:
+    """``state[key]``, which must be a convolution weight (out, in, kh, kw) with channels."""
+    weight = state[key]
+    if weight.dim() != 4 or min(weight.shape[:2]) < 1:
+        raise _layout_error(source, f"{key} has shape {tuple(weight.shape)}, not that of a convolution weight "
+                                    "(out channels, in channels, height, width)")
+    return weight
+
+
 def infer_reference_config(state: dict[str, torch.Tensor], source: str = "checkpoint") -> NetworkConfig:
-    """Infer the :class:`NetworkConfig` of a reference U-Net state dict (prefixes stripped)."""
-    try:
-        stem = state["downs.0.weight"]
-        base, in_ch = int(stem.shape[0]), int(stem.shape[1])
-        out_ch = int(state["final_conv.block.3.weight"].shape[0])
-    except KeyError as exc:
-        raise CheckpointError(f"{source}: not a GSAD/SR3 U-Net state dict (missing {exc.args[0]})") from None
-    indices = sorted({int(m.group(1)) for k in state if (m := re.match(r"downs\.(\d+)\.", k))})
+    """Infer the :class:`NetworkConfig` of a reference U-Net state dict (prefixes stripped).
+
+    Reads only names and shapes; a layout it cannot follow, or a config gsad refuses (wrong
+    channels, over the parameter budget: :class:`NetworkConfig`'s checks), is a CheckpointError."""
+    for key in ("downs.0.weight", "final_conv.block.3.weight"):
+        if key not in state:
+            raise CheckpointError(f"{source}: not a GSAD/SR3 U-Net state dict (missing {key!r})")
+    stem = _conv_weight(state, "downs.0.weight", source)
+    base, in_ch = int(stem.shape[0]), int(stem.shape[1])
+    out_ch = int(_conv_weight(state, "final_conv.block.3.weight", source).shape[0])
+    # at most 6 digits: a longer index is not a layer of any network gsad accepts (and int() of
+    # thousands of digits is refused by Python)
+    indices = sorted({int(m.group(1)) for k in state if (m := re.match(r"downs\.(\d{1,6})\.", k))})
     mults: list[int] = []
     blocks_per_level: list[int] = []
     attn_levels: list[int] = []
@@ -135,15 +172,21 @@ def infer_reference_config(state: dict[str, torch.Tensor], source: str = "checkp
             blocks_per_level.append(count)
             count = 0
             continue
-        width = int(state[f"downs.{i}.res_block.block1.block.3.weight"].shape[0])
+        key = f"downs.{i}.res_block.block1.block.3.weight"
+        if key not in state:
+            raise _layout_error(source, f"downs.{i} is neither a residual block nor a downsample (no {key})")
+        width = int(_conv_weight(state, key, source).shape[0])
         if count == 0:
+            if width % base:
+                raise _layout_error(source, f"{key} has {width} channels, not a multiple of the {base} of "
+                                            "downs.0.weight")
             mults.append(width // base)
             if f"downs.{i}.attn.qkv.weight" in state:
                 attn_levels.append(len(mults) - 1)
         count += 1
     blocks_per_level.append(count)
     if not mults or len(set(blocks_per_level)) != 1:
-        raise CheckpointError(f"{source}: cannot infer the U-Net layout (blocks per level {blocks_per_level})")
+        raise _layout_error(source, f"blocks per level {blocks_per_level}, expected the same number at every level")
     try:
         return NetworkConfig(
             in_channels=in_ch,
@@ -165,15 +208,13 @@ def from_reference_state_dict(state: dict[str, torch.Tensor], source: str = "che
     if not unet_state:
         raise CheckpointError(f"{source}: no U-Net weights (no 'denoise_fn.' keys)")
     config = infer_reference_config(unet_state, source)
-    model = UNet(config)
     mapping = _module_map(config)
     ours: dict[str, torch.Tensor] = {}
     for key, value in unet_state.items():
         new = _translate(key, mapping)
         if new is not None:
             ours[new] = value
-    _load_strict(model, ours, source)
-    return model
+    return _build_checked(config, ours, source)
 
 
 def to_reference_state_dict(model: UNet, prefix: str = "denoise_fn.") -> dict[str, torch.Tensor]:
@@ -195,24 +236,24 @@ def to_reference_state_dict(model: UNet, prefix: str = "denoise_fn.") -> dict[st
     return out
 
 
-def _load_strict(model: UNet, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
-    _check_state(state, expected, source)
-    model.load_state_dict(state)
+def _check_layout(shapes: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights whose names or shapes do not fit ``expected`` (read before any data is)."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"{source}: weights do not fit the architecture ({detail})")
+    for key, shape in shapes.items():
+        if tuple(shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: tensor {key} has shape {tuple(shape)}, expected {tuple(expected[key].shape)}"
+            )
 
 
 def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
     """Refuse weights that do not fit ``expected`` (names, shapes) or hold NaN/inf values."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"{source}: weights do not fit the architecture ({detail})")
+    _check_layout({k: tuple(v.shape) for k, v in state.items()}, expected, source)
     for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{source}: tensor {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
-            )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(
                 f"{source}: tensor {key} holds NaN or infinite values (a diverged or corrupt model); "
@@ -220,12 +261,17 @@ def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
             )
 
 
+def _skeleton(config: NetworkConfig) -> dict[str, torch.Tensor]:
+    """The state dict of ``UNet(config)`` on the meta device: names and shapes, no memory."""
+    with torch.device("meta"):
+        return UNet(config).state_dict()
+
+
 def _build_checked(config: NetworkConfig, state: dict[str, torch.Tensor], source: str) -> UNet:
     """A U-Net of ``config`` holding ``state``; names and shapes are checked on a weightless copy
-    first, so metadata claiming a huge network cannot allocate it."""
-    with torch.device("meta"):
-        skeleton = UNet(config)
-    _check_state(state, skeleton.state_dict(), source)
+    first, so a file claiming a network other than its tensors (or a huge one) cannot allocate it
+    (``config`` itself is within gsad.config.MAX_PARAMETERS: NetworkConfig checks that)."""
+    _check_state(state, _skeleton(config), source)
     model = UNet(config)
     model.load_state_dict(state)
     return model
@@ -268,11 +314,24 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The raw ``gsad.*`` metadata of a gsad checkpoint."""
     from safetensors import safe_open
 
+    _check_header_size(Path(path))
     try:
         with safe_open(str(path), framework="pt") as fh:
             return dict(fh.metadata() or {})
     except Exception as exc:  # safetensors raises several types for corrupt headers
         raise CheckpointError(f"{path}: not a safetensors checkpoint ({_first_line(exc)})") from None
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse a safetensors header over :data:`MAX_HEADER_BYTES` before safetensors parses it."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path}: not a safetensors checkpoint (its header claims {size:,} bytes; gsad "
+                              f"checkpoints have at most {MAX_HEADER_BYTES:,})")
 
 
 def update_sampler_defaults(
@@ -295,12 +354,18 @@ def update_sampler_defaults(
                            overwrite=overwrite or output is None)
 
 
-def _why_not_loadable(path: Path, exc: BaseException) -> str:
+def _why_not_loadable(path: Path, exc: BaseException, caught: list[warnings.WarningMessage] = ()) -> str:
     """Why ``torch.load(path, weights_only=True)`` failed, in words for the user: torch's own
-    message for a file it refuses advises loading it with pickle, which gsad never does."""
+    message for a file it refuses advises loading it with pickle, which gsad never does.
+    ``caught``: the warnings torch gave while loading (one names the file's pickle protocol)."""
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch's zip format, or a bare pickle
+        protocol = next((m.group(1) for w in caught if (m := re.search(r"pickle protocol (\d+)", str(w.message)))),
+                        None)
+        if protocol is not None and "Unsupported operand" in str(exc):
+            return (f"pickled with protocol {protocol}, which gsad's safe loader cannot read (it never runs "
+                    "pickled code); save the state dict again with torch.save's default protocol")
         if "Weights only load failed" in str(exc):
             return ("a PyTorch file that holds more than a state dict of tensors; gsad loads only "
                     "tensors (it never runs pickled code)")
@@ -375,11 +440,9 @@ def _load_gsad(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
     meta = read_metadata(path)
     if meta.get("gsad.format") != FORMAT_VERSION or "gsad.network" not in meta:
         raise CheckpointError(f"{path}: safetensors file without gsad metadata (not a gsad checkpoint)")
-    try:
-        config = from_dict(NetworkConfig, json.loads(meta["gsad.network"]), f"{path}: network")
-        sampler = from_dict(SamplerConfig, json.loads(meta.get("gsad.sampler", "{}")), f"{path}: sampler")
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: bad gsad metadata ({_first_line(exc)})") from None
+    config = _metadata_config(path, meta, "network", NetworkConfig)
+    sampler = _metadata_config(path, meta, "sampler", SamplerConfig)
+    _check_layout(_header_shapes(path), _skeleton(config), str(path))  # before any tensor data is read
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # corrupt or truncated tensor data
@@ -387,11 +450,57 @@ def _load_gsad(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
     return _build_checked(config, state, str(path)).eval(), sampler, meta
 
 
-def _load_reference(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
+def _metadata_config(path: Path, meta: dict[str, str], name: str, cls: type) -> Any:
+    """The config ``cls`` stored as JSON in ``meta["gsad." + name]`` (defaults when absent); any
+    oversized, malformed, too deeply nested or out-of-range value is one CheckpointError."""
+    text = meta.get(f"gsad.{name}", "{}")
+    if len(text) > MAX_CONFIG_CHARS:
+        raise CheckpointError(f"{path}: bad gsad metadata (gsad.{name} is {len(text):,} characters long; gsad "
+                              f"writes at most {MAX_CONFIG_CHARS:,})")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and EOF errors of all kinds
-        raise CheckpointError(f"{path}: {_why_not_loadable(path, exc)}") from None
+        return from_dict(cls, json.loads(text), f"{path}: {name}")
+    except (ValueError, RecursionError, ConfigError) as exc:  # ValueError: bad JSON, ints of >4300 digits
+        why = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)
+        raise CheckpointError(f"{path}: bad gsad metadata ({why})") from None
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, from a safetensors header (no tensor data read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    except Exception as exc:  # safetensors raises several types for corrupt headers
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({_first_line(exc)})") from None
+
+
+def _check_decompressed_size(path: Path) -> None:
+    """Refuse a zip (torch.save's format) whose entries decompress to more than :data:`MAX_REFERENCE_BYTES`,
+    from its directory alone. torch allocates each entry's size as the directory states it, so this
+    bounds what loading can allocate. Files zipfile cannot read are left to torch.load's errors."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return
+    if total > MAX_REFERENCE_BYTES:
+        raise CheckpointError(
+            f"{path}: its tensors take {total:,} bytes once decompressed, more than any network gsad accepts "
+            f"needs ({MAX_REFERENCE_BYTES:,}); refused before decompressing"
+        )
+
+
+def _load_reference(path: Path) -> tuple[UNet, SamplerConfig, dict[str, str]]:
+    _check_decompressed_size(path)
+    # torch warns about what it meets in an untrusted file (a pickle protocol other than 2, ...);
+    # gsad reports the outcome in one line instead
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle, zip and EOF errors of all kinds
+            raise CheckpointError(f"{path}: {_why_not_loadable(path, exc, caught)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -39,8 +39,18 @@ MAX_EXPOSURE = 10.0
 #: Largest tile side of tiled inference (``tile`` is 0 for no tiling, or 1 to this).
 MAX_TILE = 65536
 
-#: Bounds on architecture numbers read from checkpoints and configs (the paper's widest is 256).
-MAX_CHANNELS, MAX_LEVELS = 8192, 8
+#: Bounds on architecture numbers read from checkpoints and configs (the paper's widest is 256, its
+#: levels 5, its residual blocks per level 2).
+MAX_CHANNELS, MAX_LEVELS, MAX_RES_BLOCKS = 8192, 8, 16
+
+#: Most parameters a network may have: about ten times the paper preset's 17,192,902 (with the
+#: uncertainty head; a test asserts the ratio). Checked from the config alone (:func:`parameter_count`),
+#: before any network is built, so a checkpoint or config claiming a huge network allocates nothing.
+MAX_PARAMETERS = 172_000_000
+
+#: The channels the method fixes: the U-Net reads the low-light condition y and the noisy image x_t
+#: (3 + 3) and predicts the noise of an RGB image (3).
+IN_CHANNELS, OUT_CHANNELS = 6, 3
 
 
 def _is_int(value: Any) -> bool:
@@ -149,10 +159,16 @@ class NetworkConfig:
     uncertainty_head: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "out_channels", "base_channels", "res_blocks", "norm_groups"):
+        for name, fixed, why in (("in_channels", IN_CHANNELS, "the low-light image and the noisy image, 3 each"),
+                                 ("out_channels", OUT_CHANNELS, "the predicted noise of an RGB image")):
             value = getattr(self, name)
-            if not _is_int(value) or not 1 <= value <= MAX_CHANNELS:
-                raise ConfigError(f"network: {name} must be a whole number from 1 to {MAX_CHANNELS}, got {value!r}")
+            if not _is_int(value) or value != fixed:
+                raise ConfigError(f"network: {name} must be {fixed} ({why}), got {value!r}")
+        for name, most in (("base_channels", MAX_CHANNELS), ("res_blocks", MAX_RES_BLOCKS),
+                           ("norm_groups", MAX_CHANNELS)):
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= most:
+                raise ConfigError(f"network: {name} must be a whole number from 1 to {most}, got {value!r}")
         if not self.channel_mults or len(self.channel_mults) > MAX_LEVELS:
             raise ConfigError(f"network: channel_mults must list 1 to {MAX_LEVELS} levels, got {self.channel_mults!r}")
         for mult in self.channel_mults:
@@ -169,11 +185,53 @@ class NetworkConfig:
                 raise ConfigError(f"network: attention level {level} outside 0..{len(self.channel_mults) - 1}")
         if not isinstance(self.dropout, numbers.Real) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"network: dropout {self.dropout} outside [0, 1)")
+        count = parameter_count(self)
+        if count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"network: this architecture has {count:,} parameters, more than gsad accepts "
+                f"({MAX_PARAMETERS:,}, about ten times the paper's model)"
+            )
 
     @property
     def stride(self) -> int:
         """Images must be a multiple of this size (one halving per level but the last)."""
         return 2 ** (len(self.channel_mults) - 1)
+
+
+def parameter_count(config: NetworkConfig) -> int:
+    """Parameters of ``UNet(config)`` (gsad.network.unet), counted from the config alone: no torch, no
+    allocation (a test asserts it equals the built network's count)."""
+    c0, mults = config.base_channels, config.channel_mults
+
+    def conv(cin: int, cout: int, k: int = 3, bias: bool = True) -> int:
+        return cin * cout * k * k + (cout if bias else 0)
+
+    def block(cin: int, cout: int, attention: bool) -> int:
+        n = 2 * cin + conv(cin, cout) + (c0 * cout + cout) + 2 * cout + conv(cout, cout)
+        n += conv(cin, cout, 1) if cin != cout else 0
+        return n + (2 * cout + conv(cout, 3 * cout, 1, bias=False) + conv(cout, cout, 1) if attention else 0)
+
+    total = (c0 * 4 * c0 + 4 * c0) + (4 * c0 * c0 + c0) + conv(config.in_channels, c0)
+    skips, ch, last = [c0], c0, len(mults) - 1
+    for level, mult in enumerate(mults):
+        for _ in range(config.res_blocks):
+            total += block(ch, c0 * mult, level in config.attn_levels)
+            ch = c0 * mult
+            skips.append(ch)
+        if level != last:
+            total += conv(ch, ch)
+            skips.append(ch)
+    total += block(ch, ch, True) + block(ch, ch, False)
+    for level in reversed(range(len(mults))):
+        for _ in range(config.res_blocks + 1):
+            total += block(ch + skips.pop(), c0 * mults[level], level in config.attn_levels)
+            ch = c0 * mults[level]
+        if level != 0:
+            total += conv(ch, ch)
+    total += 2 * ch + conv(ch, config.out_channels)
+    if config.uncertainty_head:
+        total += 2 * conv(ch, ch) + conv(ch, 3)
+    return total
 
 
 #: Architecture presets.
