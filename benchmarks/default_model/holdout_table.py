@@ -20,7 +20,7 @@ best baseline's.
 
 Do no harm: the well-exposed originals (WORK/photos/heldout) run through each method: mean PSNR
 and SSIM of the output against its input, and the ratio of mean grey levels (output / input) of
-every image (issue 15 asks for PSNR >= 24 dB, SSIM >= 0.85 and every ratio within 0.85-1.3).
+every image (the default model must keep PSNR >= 24 dB, SSIM >= 0.85 and every ratio within 0.85-1.3).
 
     python benchmarks/default_model/holdout_table.py WORK [--checkpoint [LABEL=]C ...]
         [--families F,F,...] [--json out.json]

@@ -11,7 +11,7 @@
 #     about 6 of 255), for the sampler defaults and the last stage's curve;
 #   - held-out test: scikit-image's 6 colour photos, darkened with a *different* camera model
 #     (HOLDOUT_RANGES: darker, noisier, stronger colour casts).
-# Second default model (issue 15), after the above:
+# Second default model, after the above:
 #   - photos/train_full: the same 46 training photos at full resolution (the wallpapers are
 #     1280-6000 px; training takes multi-scale crops of them, --min-scale);
 #   - valbroad: the val6 photos darkened with the broad pipeline (--ranges broad), and valbroad3:
@@ -73,7 +73,7 @@ gsad synthesize photos/val -o valpairs --seed 1 --overwrite
 gsad synthesize photos/val6 -o val6 --seed 11 --overwrite
 gsad synthesize --bundled -o holdout --ranges holdout --seed 7 --overwrite
 
-# ---- Second default model (issue 15) ----
+# ---- Second default model ----
 mkdir -p photos/train_full
 for f in photos/train_ocv/*; do cp "$src/$(basename "$f")" photos/train_full/; done
 if [ ! -d more/x ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the bundled default model (src/gsad/resources/default.safetensors) was made, start to end:
 # the first default model (train_v1.sh, about 5.9 h on 2 cores), then the second, which is the
-# default since issue 15 (train_v2.sh, about 3 h on one thread: the broad degradation pipeline,
+# default since then (train_v2.sh, about 3 h on one thread: the broad degradation pipeline,
 # full-resolution photos, the soft-exposure start, its sampler settings with detail restoration).
 # Usage: bash benchmarks/default_model/train.sh WORK_DIR
 #

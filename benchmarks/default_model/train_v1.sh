@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The first default model (shipped until issue 15): WORK_DIR/v1_default.safetensors, start to end.
+# The first default model (shipped until the second replaced it): WORK_DIR/v1_default.safetensors, start to end.
 # Usage: bash benchmarks/default_model/train_v1.sh WORK_DIR     (CPU; about 5.9 h on 2 cores)
 #
 # The second default model (train_v2.sh) starts from this model; train.sh runs both.
-# It is the file src/gsad/resources/default.safetensors held from commit 4ad908d until issue 15.
+# It is the file src/gsad/resources/default.safetensors held from commit 4ad908d until the second default model.
 #
 # Each stage below ran to the --max-steps given here (some runs were started with a larger
 # --max-steps and stopped at this checkpoint; the data order and the weights do not depend on

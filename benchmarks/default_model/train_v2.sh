@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second default model (issue 15; src/gsad/resources/default.safetensors since then): the two
+# The second default model (src/gsad/resources/default.safetensors since then): the two
 # GSAD stages on the broad degradation pipeline (--ranges broad), full-resolution photos with
 # multi-scale crops, the soft-exposure start; then its sampler settings, chosen on valbroad3 with
 # the detail restoration on, and the copy into the package.
@@ -17,7 +17,7 @@ if [ ! -d "$work/photos/train_full" ] || [ ! -d "$work/valbroad3" ]; then
 fi
 cd "$work"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-# A stage-2 run saved in the repository by an earlier session (benchmarks/default_model/v2-progress:
+# A stage-2 run saved in the repository (benchmarks/default_model/v2-progress:
 # its newest resumable state, EMA weights, frozen stage-1 model, config and log) is continued from
 # there when WORK_DIR has none, so a new machine does not start again from step 0; FROM_SCRATCH=1
 # in the environment ignores it and trains everything, the first default model included.
