@@ -133,3 +133,20 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     fmt = Image.registered_extensions().get(path.suffix.lower())
     return write_output(path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt),
                         overwrite)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, whatever its size (nothing is decoded; Pillow's
+    bomb limit does not apply), or None when Pillow cannot identify the file (:func:`read_image` says why)."""
+    try:
+        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
