@@ -578,3 +578,12 @@ def test_sigterm_stops_the_demo_and_removes_every_upload_and_result(tiny_checkpo
     assert [p for p in tmp.rglob("*") if p.is_file()] == [], log.read_text()
     assert list(tmp.glob("gsad-demo-*")) == []
     assert "Traceback" not in log.read_text()
+
+
+def test_messages_show_the_cleaned_short_name(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a photo")
+    for sent, shown in [("a" * 250 + ".txt", "a" * (MAX_NAME_BYTES - 7) + "....txt"), ("../../secret/x.txt", "x.txt"),
+                        ("bad\nname.txt", "bad name.txt")]:
+        with pytest.raises(InputError) as err:
+            read_upload({"path": str(tmp_path / "notes.txt"), "orig_name": sent})
+        assert str(err.value) == f"{shown}: not an image file (Pillow cannot identify it)"
