@@ -541,7 +541,9 @@ def test_a_refused_request_is_one_line_in_the_server_log(enhancer, tmp_path, cap
         app.close()
     server_log = capfd.readouterr()
     assert "Traceback" not in server_log.err + server_log.out
-    refused = [r.getMessage() for r in caplog.records if r.name == "gsad.demo"]
+    records = [r for r in caplog.records if r.name == "gsad.demo"]
+    assert all(r.exc_info is None and r.stack_info is None for r in records)  # no traceback
+    refused = [r.getMessage() for r in records]
     assert refused == ["refused a request: notes.txt: not an image file (Pillow cannot identify it)",
                        "refused a request: steps: must be from 1 to 50 in the demo, got 100 (gsad enhance takes more)"]
 
