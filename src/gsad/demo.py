@@ -431,24 +431,25 @@ def serve(
 
     enhancer = Enhancer(checkpoint, device=device)
     stopping = threading.Event()
-    store = private_store()
-    work = store.__enter__()
     if not block:
+        store = private_store()
+        work = store.__enter__()
         atexit.register(store.__exit__, None, None, None)
         app = build_app(enhancer, work / "results", stopping=stopping)
         launch(app, host, port, work)
         print(f"gsad demo: serving {app.local_url}", flush=True)
         return app
-    with sigterm_raises(), contextlib.ExitStack() as stack:
-        stack.push(store)
+    with sigterm_raises(), private_store() as work:
         app = build_app(enhancer, work / "results", stopping=stopping)
         launch(app, host, port, work)
-        stack.callback(app.close)
-        stack.callback(stopping.set)  # first (callbacks run last in, first out): end a running enhancement
-        print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
         try:
-            app.block_thread()  # returns after Ctrl-C (Gradio catches it and closes the server)
-        except Terminated:
-            print("gsad demo: stopped by SIGTERM; closing the server", flush=True)
+            print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
+            try:
+                app.block_thread()  # returns after Ctrl-C (Gradio catches it and closes the server)
+            except Terminated:
+                print("gsad demo: stopped by SIGTERM; closing the server", flush=True)
+        finally:
+            stopping.set()  # a running enhancement ends at its next step
+            app.close()
     print("gsad demo: stopped; uploads and results removed", flush=True)
     return app
