@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,12 +21,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import gsad.demo
 import gsad.enhance.tiling
 from gsad.cli import main
-from gsad.config import SamplerConfig
-from gsad.demo import INSTALL_HINT, QUEUE_SIZE, enhance_upload, example_photos, read_upload
+from gsad.config import MAX_ENSEMBLE, SamplerConfig
+from gsad.demo import (
+    EV_RANGE,
+    INSTALL_HINT,
+    MAX_NAME_BYTES,
+    MAX_PIXELS,
+    MAX_STEPS,
+    QUEUE_SIZE,
+    check_work,
+    clean_name,
+    enhance_upload,
+    example_photos,
+    prune_store,
+    read_upload,
+)
 from gsad.enhance.enhancer import Enhancer
-from gsad.errors import InputError
+from gsad.errors import ConfigError, InputError
 from gsad.imaging.io import read_image
 
 
@@ -52,7 +68,7 @@ def _save(path: Path, pixels: np.ndarray) -> dict:
 
 @pytest.fixture()
 def enhancer(tiny_checkpoint) -> Enhancer:
-    return Enhancer(tiny_checkpoint, device="cpu")
+    return Enhancer(tiny_checkpoint, device="cpu", precision="fp32")  # no fast-path probe: quick
 
 
 # ----------------------------------------------------------------------------------------
@@ -323,3 +339,246 @@ def test_demo_on_a_busy_port_is_one_line(tiny_checkpoint, capsys):
     err = capsys.readouterr().err
     assert err == (f"gsad: error: 127.0.0.1:{port}: cannot serve there (address in use or not available here); "
                    "choose another with --port or --host\n")
+
+
+# ----------------------------------------------------------------------------------------
+# hostile input: names, sizes, API values, work, the store, served files, SIGTERM
+# ----------------------------------------------------------------------------------------
+
+
+def test_read_upload_reports_the_real_size_of_a_header_only_bomb(png_header_only, tmp_path):
+    path = png_header_only(tmp_path / "bomb.png", 40000, 40000)
+    with pytest.raises(InputError) as err:
+        read_upload({"path": str(path), "orig_name": "bomb.png"})
+    assert "bomb.png: too large for the demo (40000 x 40000 pixels" in str(err.value)
+
+
+@pytest.mark.parametrize("stem", ["a" * 250, "夜" * 90, "x" * 40 + "\u202e\n\t" + "y" * 200])
+def test_long_names_are_shortened_before_any_work(enhancer, tmp_path, dark_image, stem):
+    payload = _save(tmp_path / "in.png", dark_image)
+    payload["orig_name"] = f"{stem}.png"
+    _, after, path = enhance_upload(enhancer, payload, tmp_path / "out", steps=1)
+    assert len(path.name.encode("utf-8")) <= MAX_NAME_BYTES and path.name.endswith("_gsad.png")
+    assert "\n" not in path.name and "\u202e" not in path.name
+    np.testing.assert_array_equal(read_image(path), after)
+
+
+def test_clean_name_keeps_only_a_safe_last_part():
+    assert clean_name("../../etc/passwd") == "passwd"
+    assert clean_name("C:\\Users\\me\\dark.png") == "dark.png"
+    assert clean_name("...") == "photo" and clean_name("") == "photo"
+    assert clean_name("a\x00b\x1b.png") == "a b .png"
+    short = clean_name("é" * 300 + ".jpeg")
+    assert short.endswith("....jpeg") and len(short.encode("utf-8")) <= MAX_NAME_BYTES
+    short.encode("utf-8").decode("utf-8")  # never half a character
+
+
+def test_messages_never_show_server_paths(enhancer, tmp_path, dark_image):
+    payload = _save(tmp_path / "in.png", dark_image)
+    (tmp_path / "out").write_text("a file where the results folder should be")
+    with pytest.raises(InputError) as err:
+        enhance_upload(enhancer, payload, tmp_path / "out", steps=1)
+    assert str(err.value).startswith("my in.png: cannot save the result (") and str(tmp_path) not in str(err.value)
+    (tmp_path / "gone.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # truncated: Pillow names the path?
+    with pytest.raises(InputError) as err:
+        read_upload({"path": str(tmp_path / "gone.png"), "orig_name": "gone.png"})
+    assert str(err.value).startswith("gone.png: ") and str(tmp_path) not in str(err.value)
+
+
+class SpyEnhancer:
+    """An Enhancer that records whether enhance() was ever called."""
+
+    def __init__(self, inner: Enhancer) -> None:
+        self.inner, self.sampler, self.calls = inner, inner.sampler, 0
+
+    def settings(self, *base, **overrides):
+        return self.inner.settings(*base, **overrides)
+
+    def enhance(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.enhance(*args, **kwargs)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("steps", 100, "steps: must be from 1 to 50 in the demo, got 100"),
+    ("steps", 51, "steps: must be from 1 to 50 in the demo, got 51"),
+    ("exposure", 9, "exposure: must be from -3 to 3 EV in the demo, got 9"),
+    ("exposure", -3.5, "exposure: must be from -3 to 3 EV in the demo, got -3.5"),
+])
+def test_api_values_beyond_the_pages_controls_are_refused_before_any_work(enhancer, tmp_path, dark_image, option,
+                                                                         value, message):
+    spy = SpyEnhancer(enhancer)
+    with pytest.raises(ConfigError) as err:
+        enhance_upload(spy, _save(tmp_path / "in.png", dark_image), tmp_path / "out", **{option: value})
+    assert str(err.value).startswith(message)
+    assert spy.calls == 0
+
+
+def test_the_pages_own_extremes_are_accepted(enhancer, tmp_path, dark_image):
+    payload = _save(tmp_path / "in.png", dark_image)
+    for exposure in EV_RANGE:
+        enhance_upload(enhancer, payload, tmp_path / "out", steps=1, exposure=exposure)
+
+
+def test_work_per_request_is_capped_before_any_work(enhancer, tmp_path, dark_image):
+    spy = SpyEnhancer(enhancer)
+    payload = _save(tmp_path / "in.png", dark_image)  # 28 x 20 = 560 pixels
+    work = 560 / 1e6 * 2 * 3
+    with pytest.raises(ConfigError, match=r"too much work for the demo: 0\.00 megapixels x 2 steps x 3 trajectories"):
+        enhance_upload(spy, payload, tmp_path / "out", steps=2, ensemble=3, max_work=work * 0.99)
+    assert spy.calls == 0
+    enhance_upload(spy, payload, tmp_path / "out", steps=2, ensemble=3, max_work=work)  # at the cap: accepted
+    assert spy.calls == 1
+    # the default cap admits the largest photo at the default model's settings (3 steps x 3 trajectories)
+    check_work(MAX_PIXELS, 3, 3)
+    with pytest.raises(ConfigError):
+        check_work(MAX_PIXELS, MAX_STEPS, MAX_ENSEMBLE)
+
+
+def test_prune_store_removes_the_oldest_files_and_keeps_the_protected(tmp_path):
+    keep = tmp_path / "gradio" / "examples" / "cat.png"
+    files = [keep, *(tmp_path / "gradio" / f"u{k}" / "up.png" for k in range(5))]
+    for age, path in enumerate(reversed(files)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (time.time() - 100 * age, time.time() - 100 * age))  # files[0] oldest
+    removed = prune_store(tmp_path, max_files=3, max_bytes=10_000, keep=frozenset({keep}))
+    assert removed == files[1:4] and keep.exists() and files[4].exists() and files[5].exists()
+    assert not (tmp_path / "gradio" / "u0").exists()  # folders left empty go too
+    assert prune_store(tmp_path, max_files=100, max_bytes=250, keep=frozenset({keep})) == [files[4]]
+
+
+def _launch(app, store=None) -> str:
+    from gsad.demo import launch
+
+    port = free_port()
+    launch(app, "127.0.0.1", port, store)
+    return f"http://127.0.0.1:{port}"
+
+
+def test_only_the_example_photos_are_served_not_the_package(enhancer, tmp_path):
+    need("gradio")
+    import httpx
+
+    from gsad.demo import build_app, private_store
+
+    with private_store() as store:
+        app = build_app(enhancer, store / "results")
+        base = _launch(app, store)
+        try:
+            resources = example_photos()[0].parent
+            for secret in (resources / "default.safetensors", Path(gsad.demo.__file__), resources.parent / "config.py"):
+                assert secret.is_file()
+                assert httpx.get(f"{base}/gradio_api/file={secret}").status_code != 200, secret
+            urls = set(re.findall(r'"url": ?"(http://127\.0\.0\.1:[0-9]+/gradio_api/file=[^"]+)"',
+                                  httpx.get(f"{base}/config").text))
+            names = {u.rsplit("/", 1)[1] for u in urls}
+            assert {p.name for p in example_photos()} <= names
+            for url in urls:
+                response = httpx.get(url)
+                assert response.status_code == 200 and response.content[:4] == b"\x89PNG", url
+        finally:
+            app.close()
+
+
+def test_the_upload_store_is_capped(enhancer, tmp_path, monkeypatch):
+    need("gradio")
+    import httpx
+
+    from gsad.demo import build_app, private_store
+
+    with private_store() as store:
+        app = build_app(enhancer, store / "results")
+        at_launch = {p for p in store.rglob("*") if p.is_file()}
+        monkeypatch.setattr(gsad.demo, "MAX_STORE_FILES", len(at_launch) + 3)
+        monkeypatch.setattr(gsad.demo, "MAX_STORE_BYTES", 10**9)
+        base = _launch(app, store)
+        try:
+            for k in range(8):
+                payload = os.urandom(20_000)
+                response = httpx.post(f"{base}/gradio_api/upload", files={"files": (f"u{k}.png", payload)})
+                assert response.status_code == 200, response.text
+            files = {p for p in store.rglob("*") if p.is_file()}
+            assert len(files) <= len(at_launch) + 3 and at_launch <= files  # the examples' copies stay
+            assert any(p.name == "u7.png" for p in files) and not any(p.name == "u0.png" for p in files)
+        finally:
+            app.close()
+        monkeypatch.setattr(gsad.demo, "MAX_STORE_BYTES", 50_000)  # and by size
+        app = build_app(enhancer, store / "results")
+        base = _launch(app, store)
+        try:
+            for k in range(5):
+                httpx.post(f"{base}/gradio_api/upload", files={"files": (f"v{k}.png", os.urandom(20_000))})
+            assert sum(p.stat().st_size for p in store.rglob("*") if p.is_file() and p not in at_launch) <= 50_000
+        finally:
+            app.close()
+
+
+def test_a_refused_request_is_one_line_in_the_server_log(enhancer, tmp_path, capfd, caplog):
+    need("gradio")
+    from gradio_client import Client, handle_file
+
+    from gsad.demo import build_app
+
+    app = build_app(enhancer, tmp_path / "results")
+    base = _launch(app)
+    try:
+        client = Client(f"{base}/", verbose=False, download_files=str(tmp_path / "downloads"))
+        (tmp_path / "notes.txt").write_text("not a photo")
+        capfd.readouterr()
+        with pytest.raises(Exception, match="notes.txt: not an image file"):
+            client.predict(handle_file(str(tmp_path / "notes.txt")), 0.0, 1, "ddim", 1, 0, 0.0, api_name="/enhance")
+        with pytest.raises(Exception, match="steps: must be from 1 to 50"):
+            client.predict(handle_file(str(tmp_path / "notes.txt")), 0.0, 100, "ddim", 1, 0, 0.0, api_name="/enhance")
+    finally:
+        app.close()
+    server_log = capfd.readouterr()
+    assert "Traceback" not in server_log.err + server_log.out
+    records = [r for r in caplog.records if r.name == "gsad.demo"]
+    assert all(r.exc_info is None and r.stack_info is None for r in records)  # no traceback
+    refused = [r.getMessage() for r in records]
+    assert refused == ["refused a request: notes.txt: not an image file (Pillow cannot identify it)",
+                       "refused a request: steps: must be from 1 to 50 in the demo, got 100 (gsad enhance takes more)"]
+
+
+def test_sigterm_stops_the_demo_and_removes_every_upload_and_result(tiny_checkpoint, tmp_path, dark_image):
+    need("gradio")
+    from gradio_client import Client, handle_file
+
+    tmp = tmp_path / "tmp"  # the server's temporary folder: all it keeps goes in there
+    tmp.mkdir()
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gsad", "demo", "--checkpoint", str(tiny_checkpoint),
+                                 "--port", str(port), "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        deadline = time.monotonic() + 240
+        while "gsad demo: serving" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.2)
+        Image.fromarray(dark_image).save(tmp_path / "dark.png")
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "downloads"))
+        client.predict(handle_file(str(tmp_path / "dark.png")), 0.0, 1, "ddim", 1, 0, 0.0, api_name="/enhance")
+        kept = [p for p in tmp.rglob("*") if p.is_file()]
+        assert any(p.name == "dark.png" for p in kept) and any(p.name.endswith("_gsad.png") for p in kept)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p for p in tmp.rglob("*") if p.is_file()] == [], log.read_text()
+    assert list(tmp.glob("gsad-demo-*")) == []
+    assert "Traceback" not in log.read_text()
+
+
+def test_messages_show_the_cleaned_short_name(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a photo")
+    for sent, shown in [("a" * 250 + ".txt", "a" * (MAX_NAME_BYTES - 7) + "....txt"), ("../../secret/x.txt", "x.txt"),
+                        ("bad\nname.txt", "bad name.txt")]:
+        with pytest.raises(InputError) as err:
+            read_upload({"path": str(tmp_path / "notes.txt"), "orig_name": sent})
+        assert str(err.value) == f"{shown}: not an image file (Pillow cannot identify it)"

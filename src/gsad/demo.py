@@ -7,6 +7,21 @@ runs must not overlap) with a bounded queue length, and each request writes its 
 a folder of its own. The plain-Python part (:func:`read_upload`, :func:`enhance_upload`)
 has no Gradio in it and is what the tests drive directly.
 
+Limits (a public page must not let one request, or a flood of uploads, take the machine):
+
+* photos of at most :data:`MAX_PIXELS` pixels (from the header), uploads of at most
+  :data:`MAX_UPLOAD` each; the API's values are checked against the page's controls (steps up to
+  :data:`MAX_STEPS`, exposure within :data:`EV_RANGE`, ensemble up to 8) and refused with one line;
+* work per request: megapixels x steps x ensemble at most :data:`MAX_WORK`;
+* everything the demo keeps (Gradio's uploads and cache, the results) lives in one private folder
+  (``gsad-demo-*`` in the temporary folder) of at most :data:`MAX_STORE_FILES` files and
+  :data:`MAX_STORE_BYTES` bytes (the oldest are removed first; the store can exceed it by the
+  uploads in flight), kept at most :data:`RESULT_TTL` seconds, and removed when the server stops:
+  after Ctrl-C and after SIGTERM (``kill``, systemd, docker) alike;
+* only the example photos (Gradio's copies of them), uploads and results are served: never the
+  checkpoint or any other file of the package or the machine;
+* file names are shortened and cleaned before any work, and messages never show a server path.
+
 Nothing phones home: Gradio's analytics and version check and the Hugging Face hub's
 telemetry are switched off before Gradio is imported, ``share`` is never used (no tunnel
 binary), and the default theme's fonts are served by the app itself.
@@ -15,25 +30,29 @@ binary), and the default theme's fonts are served by the app itself.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import html
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
+import threading
 import time
+import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from gsad.config import MAX_ENSEMBLE, SAMPLER_NAMES
 from gsad.errors import ConfigError, GsadError, InputError
-from gsad.imaging.io import read_image, write_image
+from gsad.imaging.io import image_size, read_image, write_image
+from gsad.runtime.signals import Terminated, sigterm_raises
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +78,15 @@ RESULT_TTL = 3600.0
 EV_RANGE = (-3.0, 3.0)
 #: Upper end of the steps control (the checkpoint's default is always inside).
 MAX_STEPS = 50
+#: Work one request may ask for: megapixels x steps x ensemble (network evaluations per pixel, in
+#: megapixel units). 120 admits a 12-megapixel photo at the default model's 3 steps x 3 trajectories
+#: (108; about 70 minutes on a 2-core CPU), or 2.4 megapixels at 50 steps; more is refused.
+MAX_WORK = 120.0
+#: The demo's store (uploads, Gradio's cache, results): at most this many files and bytes.
+MAX_STORE_FILES = 200
+MAX_STORE_BYTES = 1 << 30
+#: Longest file name (UTF-8 bytes) the demo uses for a result and shows in a message.
+MAX_NAME_BYTES = 100
 
 
 class MissingExtraError(GsadError):
@@ -81,15 +109,31 @@ def import_gradio() -> Any:
     return gradio
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file's header, or None when Pillow cannot tell (read_image says why)."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except Image.DecompressionBombError:
-        return (2**31, 1)  # beyond Pillow's own limit: certainly too large
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return None
+def clean_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """A user's file name made safe to show and to build a file name from: the last path part, no
+    control characters, at most ``max_bytes`` UTF-8 bytes (the middle of a long stem becomes "...",
+    the suffix is kept); "photo" when nothing is left."""
+    name = re.split(r"[\\/]", str(name))[-1]
+    name = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in name).strip()
+    name = name.lstrip(".") or "photo"
+    if len(name.encode("utf-8")) <= max_bytes:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or len(suffix) > 8:
+        stem, suffix = name, ""
+    suffix = f".{suffix}" if suffix else ""
+    room = max_bytes - len(suffix.encode("utf-8")) - len("...")
+    head = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore")
+    return f"{head}...{suffix}"
+
+
+def _without_paths(message: str, *paths: str | os.PathLike) -> str:
+    """``message`` with every one of the server's ``paths`` (and its folder) left out."""
+    for path in paths:
+        for text in (str(path), str(Path(path).parent)):
+            if len(text) > 1:
+                message = message.replace(f"{text}{os.sep}", "").replace(text, "")
+    return message
 
 
 def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
@@ -101,8 +145,11 @@ def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.
     if not payload or not payload.get("path"):
         raise InputError("no photo: upload, drop or paste one (or click an example) first")
     path = Path(payload["path"])
-    name = payload.get("orig_name") or path.name
-    size = _image_size(path)
+    name = clean_name(payload.get("orig_name") or path.name)
+    try:
+        size = image_size(path)
+    except InputError:
+        size = None  # read_image below says why, in the uploaded file's name
     if size is not None and size[0] * size[1] > max_pixels:
         raise InputError(
             f"{name}: too large for the demo ({size[0]} x {size[1]} pixels, at most {max_pixels / 1e6:g} megapixels); "
@@ -113,7 +160,8 @@ def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.
     except InputError as exc:
         text = str(exc)
         prefix = f"{path}: "
-        raise InputError(f"{name}: {text[len(prefix):]}" if text.startswith(prefix) else text) from None
+        text = text[len(prefix):] if text.startswith(prefix) else text
+        raise InputError(f"{name}: {_without_paths(text, path)}") from None
 
 
 def _number(value: Any, name: str, whole: bool = False) -> float | int | None:
@@ -129,6 +177,53 @@ def _number(value: Any, name: str, whole: bool = False) -> float | int | None:
         kind = "a whole number" if whole else "a number"
         raise ConfigError(f"{name}: expected {kind}, got {value!r}")
     return int(number) if whole else number
+
+
+def _check_range(value: float | int | None, name: str, low: float, high: float, unit: str = "") -> None:
+    """Refuse an API value outside the page's control (the page cannot send one)."""
+    if value is not None and not low <= value <= high:
+        raise ConfigError(f"{name}: must be from {low:g} to {high:g}{unit} in the demo, got {value:g} "
+                          "(gsad enhance takes more)")
+
+
+def check_work(pixels: int, steps: int, ensemble: int, max_work: float = MAX_WORK) -> None:
+    """Refuse a request whose megapixels x steps x ensemble exceeds ``max_work``, before any work."""
+    work = pixels / 1e6 * steps * ensemble
+    if work > max_work:
+        raise ConfigError(
+            f"too much work for the demo: {pixels / 1e6:.2f} megapixels x {steps} steps x {ensemble} trajectories "
+            f"= {work:.1f}, at most {max_work:g}; lower steps or ensemble, or use gsad enhance"
+        )
+
+
+def prune_store(root: Path, max_files: int = MAX_STORE_FILES, max_bytes: int = MAX_STORE_BYTES,
+                keep: frozenset[Path] = frozenset()) -> list[Path]:
+    """Remove the oldest files under ``root`` (never those in ``keep``) until at most ``max_files``
+    files of at most ``max_bytes`` bytes in all are left; then the folders left empty. Returns what went."""
+    files = []
+    for path in root.rglob("*") if root.is_dir() else ():
+        try:
+            if path.is_file() and not path.is_symlink():
+                st = path.stat()
+                files.append((st.st_mtime, path, st.st_size))
+        except OSError:  # removed meanwhile
+            continue
+    files.sort()
+    count, size = len(files), sum(f[2] for f in files)
+    removed = []
+    for _, path, nbytes in files:
+        if count <= max_files and size <= max_bytes:
+            break
+        if path in keep:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+        count, size = count - 1, size - nbytes
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) if removed else ():
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+    return removed
 
 
 def _prune(root: Path, max_age: float) -> None:
@@ -151,25 +246,35 @@ def enhance_upload(
     progress: Callable[[int, int], None] | None = None,
     max_pixels: int = MAX_PIXELS,
     detail: float | None = None,
+    max_work: float = MAX_WORK,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
     """Enhance one uploaded photo with ``enhancer`` (a :class:`~gsad.enhance.enhancer.Enhancer`).
 
     Unset options take the checkpoint's defaults; large photos are tiled as in ``gsad enhance``
-    (``tile=None``). The full-resolution result is written as PNG to a new folder of its own
-    inside ``out_root`` (so concurrent users never share a file). Returns (input pixels,
-    enhanced pixels, PNG path); :class:`GsadError` for anything the user can fix.
+    (``tile=None``). Values the page's controls cannot send (steps over :data:`MAX_STEPS`,
+    exposure outside :data:`EV_RANGE`) and work over ``max_work`` are refused before any work.
+    The full-resolution result is written as PNG, named after the cleaned, shortened upload name,
+    to a new folder of its own inside ``out_root`` (so concurrent users never share a file).
+    Returns (input pixels, enhanced pixels, PNG path); :class:`GsadError` for anything the user
+    can fix, its message free of server paths.
     """
-    pixels, name = read_upload(payload, max_pixels)
+    steps, exposure = _number(steps, "steps", whole=True), _number(exposure, "exposure") or 0.0
+    _check_range(steps, "steps", 1, max(MAX_STEPS, enhancer.sampler.steps))
+    _check_range(exposure, "exposure", *EV_RANGE, unit=" EV")
     settings = enhancer.settings(
-        sampler=sampler, steps=_number(steps, "steps", whole=True),
-        ensemble=_number(ensemble, "ensemble", whole=True), seed=_number(seed, "seed", whole=True),
-        detail=_number(detail, "detail"),
+        sampler=sampler, steps=steps, ensemble=_number(ensemble, "ensemble", whole=True),
+        seed=_number(seed, "seed", whole=True), detail=_number(detail, "detail"),
     )
-    exposure = _number(exposure, "exposure") or 0.0
+    pixels, name = read_upload(payload, max_pixels)
+    check_work(pixels.shape[0] * pixels.shape[1], settings.steps, settings.ensemble, max_work)
     out = enhancer.enhance(pixels, settings, tile=None, exposure=exposure, callback=progress)
     _prune(out_root, RESULT_TTL)
     folder = out_root / uuid.uuid4().hex
-    path = write_image(folder / f"{Path(name).stem or 'photo'}_gsad.png", out)
+    stem = clean_name(Path(name).stem, MAX_NAME_BYTES - len("_gsad.png"))
+    try:
+        path = write_image(folder / f"{stem}_gsad.png", out)
+    except InputError as exc:
+        raise InputError(f"{name}: cannot save the result ({_without_paths(str(exc), folder)})") from None
     return pixels, out, path
 
 
@@ -181,11 +286,14 @@ and after; the full-resolution PNG is offered for download below it.
 """
 
 
-def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS) -> Any:
+def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS,
+              max_work: float = MAX_WORK, stopping: threading.Event | None = None) -> Any:
     """The Gradio Blocks app around ``enhancer`` (not launched); controls default to its settings.
 
     Its API (``/gradio_api/info``) has one endpoint, ``/enhance``: (photo file, exposure EV,
     steps, sampler, ensemble, seed, detail) -> ((before, after) images, enhanced PNG file).
+    Refused requests (a :class:`GsadError`) are one line in the server's log; an enhancement
+    running when ``stopping`` is set ends at its next step.
     """
     gr = import_gradio()
     if out_root is None:
@@ -199,6 +307,8 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
     def run(photo, exposure, steps, sampler, ensemble, seed, detail,
             progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
         def report(step: int, total: int) -> None:
+            if stopping is not None and stopping.is_set():
+                raise InputError("the server is stopping; try again when it is back")
             progress((step, total), desc="denoising", unit="steps")
 
         progress(0.0, desc="reading the photo")
@@ -206,9 +316,13 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
             before, after, path = enhance_upload(
                 enhancer, photo, root, exposure=exposure or 0.0, steps=steps, sampler=sampler,
                 ensemble=ensemble, seed=seed, progress=report, max_pixels=max_pixels, detail=detail,
+                max_work=max_work,
             )
         except GsadError as exc:
-            raise gr.Error(html.escape(str(exc), quote=False), duration=None, print_exception=False) from None
+            upload = photo.get("path") if isinstance(photo, dict) and photo.get("path") else root
+            message = _without_paths(str(exc), upload, root)
+            log.warning("refused a request: %s", message)  # one line: the user's problem, not a bug
+            raise gr.Error(html.escape(message, quote=False), duration=None, print_exception=False) from None
         return (before, after), str(path)
 
     with gr.Blocks(title="gsad demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
@@ -243,6 +357,65 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
     return app
 
 
+@contextlib.contextmanager
+def private_store() -> Iterator[Path]:
+    """A new ``gsad-demo-*`` folder in the temporary folder for everything the demo keeps: Gradio's
+    uploads and cache (``GRADIO_TEMP_DIR`` points into it while the block runs: set it before the app
+    is built) and the results; removed, with all it holds, when the block ends, however it ends."""
+    work = Path(tempfile.mkdtemp(prefix="gsad-demo-"))
+    saved = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
+    try:
+        yield work
+    finally:
+        if saved is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = saved
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class _PruneOnUpload:
+    """ASGI middleware: before and after every upload request, :func:`prune_store` the demo's store."""
+
+    def __init__(self, app: Any, prune: Callable[[], Any]) -> None:
+        self.app, self.prune = app, prune
+
+    async def __call__(self, scope, receive, send) -> None:
+        upload = scope["type"] == "http" and scope.get("path", "").rstrip("/").endswith("/upload")
+        if upload:
+            self.prune()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if upload:
+                self.prune()
+
+
+def launch(app: Any, host: str, port: int, store: Path | None = None, quiet: bool = True) -> None:
+    """Serve ``app`` on ``host:port`` without blocking, with the demo's limits: uploads of at most
+    :data:`MAX_UPLOAD`; no extra served paths (the examples are served from Gradio's copies in its
+    cache, so nothing of the package, the checkpoint included, is reachable); ``store`` (the folder
+    of :func:`private_store`) pruned to :data:`MAX_STORE_FILES` / :data:`MAX_STORE_BYTES` around
+    every upload, the files present at launch (the examples' copies) always kept."""
+    from starlette.middleware import Middleware
+
+    kwargs: dict[str, Any] = {}
+    if store is not None:
+        keep = frozenset(p for p in store.rglob("*") if p.is_file())
+        kwargs["app_kwargs"] = {"middleware": [
+            Middleware(_PruneOnUpload, prune=lambda: prune_store(store, MAX_STORE_FILES, MAX_STORE_BYTES, keep))
+        ]}
+    try:
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=MAX_UPLOAD,
+                   allowed_paths=[], show_error=False, prevent_thread_lock=True, footer_links=["api"],
+                   ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet, **kwargs)
+    except OSError as exc:
+        log.debug("launch failed: %s", exc)
+        raise InputError(f"{host}:{port}: cannot serve there (address in use or not available here); "
+                         "choose another with --port or --host") from None
+
+
 def serve(
     checkpoint: str | os.PathLike | None = None,
     host: str = "127.0.0.1",
@@ -250,22 +423,36 @@ def serve(
     device: str = "auto",
     block: bool = True,
 ) -> Any:
-    """Load the model once, build the app and serve it on ``host:port`` (blocks unless ``block`` is False)."""
+    """Load the model once, build the app and serve it on ``host:port`` (blocks unless ``block`` is False).
+
+    Blocking, it serves until Ctrl-C or SIGTERM; either way the server is closed and its store
+    (uploads, Gradio's cache, results) removed before it returns. Not blocking, it returns the
+    app; the store is then removed at exit.
+    """
     import_gradio()  # fail fast, before the model is loaded
     from gsad.enhance.enhancer import Enhancer
 
     enhancer = Enhancer(checkpoint, device=device)
-    app = build_app(enhancer)
-    examples = str(example_photos()[0].parent)
-    try:
-        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=MAX_UPLOAD,
-                   allowed_paths=[examples], show_error=False, prevent_thread_lock=True, footer_links=["api"],
-                   ssr_mode=False, pwa=False, mcp_server=False, quiet=True)
-    except OSError as exc:
-        log.debug("launch failed: %s", exc)
-        raise InputError(f"{host}:{port}: cannot serve there (address in use or not available here); "
-                         "choose another with --port or --host") from None
-    print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
-    if block:
-        app.block_thread()
+    stopping = threading.Event()
+    if not block:
+        store = private_store()
+        work = store.__enter__()
+        atexit.register(store.__exit__, None, None, None)
+        app = build_app(enhancer, work / "results", stopping=stopping)
+        launch(app, host, port, work)
+        print(f"gsad demo: serving {app.local_url}", flush=True)
+        return app
+    with sigterm_raises(), private_store() as work:
+        app = build_app(enhancer, work / "results", stopping=stopping)
+        launch(app, host, port, work)
+        try:
+            print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
+            try:
+                app.block_thread()  # returns after Ctrl-C (Gradio catches it and closes the server)
+            except Terminated:
+                print("gsad demo: stopped by SIGTERM; closing the server", flush=True)
+        finally:
+            stopping.set()  # a running enhancement ends at its next step
+            app.close()
+    print("gsad demo: stopped; uploads and results removed", flush=True)
     return app

@@ -65,6 +65,18 @@ def remove_stale_temporaries(folder: str | os.PathLike, names: str) -> list[Path
     return removed
 
 
+def remove_stale_temporaries_of(outputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """:func:`remove_stale_temporaries` for a run's planned ``outputs``: in each output's folder, the
+    temporaries of exactly those file names (``.a.png.XXXXXXXX.tmp`` for ``a.png``), nothing else."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in map(Path, outputs):
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    removed = []
+    for folder, names in sorted(by_folder.items()):
+        removed += remove_stale_temporaries(folder, "|".join(re.escape(n) for n in sorted(names)))
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

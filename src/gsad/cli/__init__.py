@@ -4,7 +4,8 @@ Each command is a module of this package with ``add_arguments(parser)`` and ``ru
 :data:`COMMANDS`. Only the chosen command's module is imported, so ``gsad --help`` and
 ``gsad CMD --help`` load neither torch nor numpy. ``main(argv)`` returns the exit code: 0
 success, 1 when something failed (a :class:`~gsad.errors.GsadError`, printed as one line naming
-the file and the problem), 2 for usage errors (argparse), 130 when interrupted.
+the file and the problem), 2 for usage errors (argparse), 130 when interrupted (Ctrl-C), 143 when
+stopped by SIGTERM (``timeout``, systemd, docker, torchrun): both leave no temporary file behind.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from gsad import __version__
 from gsad.cli.options import PROG, Parser, print_error
 from gsad.errors import GsadError
+from gsad.runtime.signals import EXIT_CODE as TERMINATED_EXIT_CODE
+from gsad.runtime.signals import Terminated, sigterm_raises
 
 #: Command name -> (module in gsad.cli, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,7 +60,7 @@ def build_parser(command: str | None = None) -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted, 143 SIGTERM)."""
     import sys
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -68,10 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        return command_module(args.command).run(args)
+        with sigterm_raises():
+            return command_module(args.command).run(args)
     except GsadError as exc:
         print_error(str(exc))
         return 1
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130
+    except Terminated:
+        print_error("terminated (SIGTERM)")
+        return TERMINATED_EXIT_CODE

@@ -13,6 +13,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=options.port, default=7860, help="port to serve on, 1-65535 (default 7860)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.epilog = ("Uploads, Gradio's cache and the results live in one private temporary folder (gsad-demo-*), "
+                "capped in files and bytes, and are removed when the server stops, by Ctrl-C or SIGTERM. "
+                "Only the example photos, uploads and results are served. The HTTP API is held to the page's "
+                "ranges (steps, exposure, ensemble) and to a work budget per request (megapixels x steps x "
+                "ensemble); the limits are named in gsad.demo.")
 
 
 def run(args: argparse.Namespace) -> int:

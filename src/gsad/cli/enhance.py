@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gsad.enhance.outputs import plan_outputs
+    from gsad.files import remove_stale_temporaries_of
     from gsad.runtime.distributed import on_main, process_group
 
     failures = 0
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         plan = on_main(ctx, lambda: plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint))
         if not plan:
             return 1
+        if ctx.is_main:  # what a run stopped by SIGKILL or a power cut left beside this run's outputs
+            for path in remove_stale_temporaries_of(dst for _, dst in plan):
+                print(f"{path}: removed (a temporary file left by a stopped run)", file=sys.stderr)
         _enhance_plan(ctx, plan, args, report)
     return 1 if failures else 0
 
@@ -70,21 +74,23 @@ def _enhance_plan(ctx: Context, plan: list[tuple[Path, Path]], args: argparse.Na
     settings = enhancer.settings(**options.sampler_overrides(args))
     images = tqdm(total=len(plan), desc="images", unit="img", disable=len(plan) == 1 or not ctx.is_main,
                   dynamic_ncols=True)
-    for src, dst in share(ctx, plan, images):
-        try:
-            pixels = read_image(src, max_pixels=options.max_pixels(args))
-        except InputError as exc:
-            report(str(exc))
-            continue
-        total = settings.steps * settings.ensemble
-        try:
-            with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
-                      disable=not ctx.is_main) as bar:
-                out = enhancer.enhance(pixels, settings, tile=args.tile, exposure=args.exposure,
-                                       callback=lambda i, n: bar.update(1))
-            write_image(dst, out, overwrite=args.overwrite)
-        except (InputError, ModelOutputError) as exc:
-            report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
-            continue
-        tqdm.write(f"{src} -> {dst}", file=sys.stderr)
-    images.close()
+    try:  # closed before gsad's last line when Ctrl-C or SIGTERM stops the run
+        for src, dst in share(ctx, plan, images):
+            try:
+                pixels = read_image(src, max_pixels=options.max_pixels(args))
+            except InputError as exc:
+                report(str(exc))
+                continue
+            total = settings.steps * settings.ensemble
+            try:
+                with tqdm(total=total, desc=src.name, unit="step", leave=False, dynamic_ncols=True,
+                          disable=not ctx.is_main) as bar:
+                    out = enhancer.enhance(pixels, settings, tile=args.tile, exposure=args.exposure,
+                                           callback=lambda i, n: bar.update(1))
+                write_image(dst, out, overwrite=args.overwrite)
+            except (InputError, ModelOutputError) as exc:
+                report(f"{src}: {exc}" if isinstance(exc, ModelOutputError) else str(exc))
+                continue
+            tqdm.write(f"{src} -> {dst}", file=sys.stderr)
+    finally:
+        images.close()
