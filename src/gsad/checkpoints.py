@@ -373,6 +373,22 @@ def _why_not_loadable(path: Path, exc: BaseException, caught: list[warnings.Warn
     return "not a PyTorch checkpoint or a gsad .safetensors file (unrecognised contents)"
 
 
+#: Deepest nesting of brackets accepted in gsad's JSON metadata (its real fields nest 2 deep).
+MAX_METADATA_NESTING = 32
+
+
+def _nesting(text: str) -> int:
+    """Deepest nesting of JSON brackets in ``text`` (brackets inside strings counted too: an upper bound)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -458,6 +474,8 @@ def _metadata_config(path: Path, meta: dict[str, str], name: str, cls: type) -> 
         raise CheckpointError(f"{path}: bad gsad metadata (gsad.{name} is {len(text):,} characters long; gsad "
                               f"writes at most {MAX_CONFIG_CHARS:,})")
     try:
+        if _nesting(text) > MAX_METADATA_NESTING:
+            raise RecursionError
         return from_dict(cls, json.loads(text), f"{path}: {name}")
     except (ValueError, RecursionError, ConfigError) as exc:  # ValueError: bad JSON, ints of >4300 digits
         why = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)

@@ -13,7 +13,7 @@ from gsad.enhance.enhancer import Enhancer
 from gsad.errors import ConfigError
 from gsad.evaluation.evaluate import evaluation_precision
 from gsad.network import UNet
-from gsad.runtime import fastpath
+from gsad.runtime import cpu, fastpath
 from gsad.runtime.fastpath import FastPath
 
 CPU = torch.device("cpu")
@@ -33,6 +33,7 @@ def _model(config=PRESETS["tiny"]):
 def bf16_cpu(monkeypatch):
     """Pretend this CPU reports avx512_bf16 (bf16 still runs where it does not, only slower)."""
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: BF16)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: BF16)
 
 
 def test_candidates_follow_cpu_flags(monkeypatch):
@@ -62,6 +63,7 @@ def test_explicit_precision_runs_as_asked():
 
 def test_single_candidate_needs_no_probe(monkeypatch):
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: NO_BF16)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: NO_BF16)
     monkeypatch.setattr(fastpath, "nnpack_available", lambda: False)
     monkeypatch.setattr(fastpath, "probe", lambda *a: pytest.fail("probed with one candidate"))
     choice = fastpath.choose(_model(), CPU)
@@ -98,6 +100,7 @@ def test_timing_rule_needs_a_real_gain(bf16_cpu, monkeypatch, bf16_seconds, expe
 def test_timing_measures_every_path_and_the_probe_takes_the_fastest(monkeypatch):
     """A real probe of the fp32 candidates (real forwards, shortest timing budget)."""
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: NO_BF16)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: NO_BF16)
     real_timing = fastpath.timing
     monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths: real_timing(model, cond, paths, budget=0.0))
     paths = [FastPath("fp32", True, False), FastPath("fp32", False, False)]
@@ -167,6 +170,7 @@ def test_probe_is_cached_per_machine_and_shape(bf16_cpu, monkeypatch, tmp_path):
     fastpath.choose(_model(other), CPU)  # another shape: probed again, kept beside the first
     assert len(calls) == 2 and len(json.loads((tmp_path / "cache" / fastpath.CACHE_FILE).read_text())) == 2
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset(BF16 | {"amx_bf16"}))  # another machine
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(BF16 | {"amx_bf16"}))
     fastpath.choose(_model(), CPU)
     assert len(calls) == 3
 
@@ -216,6 +220,7 @@ def test_probe_leaves_fp32_runs_and_global_state_unchanged(bf16_cpu):
 
 def test_enhancer_default_is_auto(monkeypatch):
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: NO_BF16)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: NO_BF16)
     enhancer = Enhancer.from_model(_model(), device="cpu")
     assert enhancer.fast_path.how in ("probe", "hardware") and enhancer.fast_path.path.precision == "fp32"
     assert enhancer.net.precision == "fp32" and enhancer.net.winograd == enhancer.fast_path.path.winograd
