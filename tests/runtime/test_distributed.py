@@ -58,7 +58,7 @@ def test_torchrun_two_processes_both_stages(tmp_path):
 
 
 @pytest.mark.xfail(reason="known regression since the module moves: 2 torchrun processes differ from one by up to "
-                          "6e-6 in the weights (bound 1e-6); under investigation, see docs/training.md", strict=False)
+                          "6e-6 in the weights (bound 1e-6); cause not found yet", strict=False)
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, monkeypatch):
     """2 processes x 2 samples = 1 process x 4 samples, to float tolerance, after 2 Adam steps.
 
