@@ -450,7 +450,8 @@ def from_dict(cls: type[T], data: Any, source: str = "config") -> T:
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        said = str(exc)  # a section's own checks may already name it ("network: ...")
+        raise ConfigError(said if said.startswith(f"{source}: ") else f"{source}: {said}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

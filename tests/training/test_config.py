@@ -66,3 +66,12 @@ def test_values_in_range_pass_both(tmp_path):
     assert (config.lr, config.structure_weight, config.num_workers, config.batch_size) == (1.0, 0.0, 256, 16)
     args = build_parser("train").parse_args(["train", "--lr", "1", "--num-workers", "256", "--min-scale", "1"])
     assert (args.lr, args.num_workers, args.min_scale) == (1.0, 256, 1.0)
+
+
+def test_a_bad_network_section_is_named_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("network:\n  in_channels: 3\n")
+    with pytest.raises(ConfigError) as raised:
+        load_train_config(path).network_config()
+    assert str(raised.value).count("network:") == 1, raised.value
+    assert "in_channels must be 6" in str(raised.value)
