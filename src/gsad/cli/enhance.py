@@ -1,4 +1,5 @@
-"""``gsad enhance``: image files and folders through the model, each result written atomically."""
+"""``gsad enhance``: image files and folders through the model, each result written atomically; or one
+video file, frame by frame (:mod:`gsad.enhance.video`)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from typing import TYPE_CHECKING
 from gsad.cli import options
 from gsad.config import MAX_EXPOSURE
 from gsad.errors import InputError, ModelOutputError
+from gsad.imaging.video import CODECS, DEFAULT_CRF, MAX_CRF, is_output_video_file, is_video_file
 
 if TYPE_CHECKING:
     from gsad.runtime.distributed import Context
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files and/or folders of images, or one video file (.mp4, .mov, .mkv, ...)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output file (one input image) or folder (several inputs, a folder input, an existing "
-                        "folder, or a path ending in '/'); folders are created and keep input names as .png")
+                        "folder, or a path ending in '/'); folders are created and keep input names as .png; "
+                        "for a video, an .mp4, .mov or .mkv file")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     options.add_sampler_options(p)
@@ -34,6 +38,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     options.add_speed_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs are never replaced)")
+    add_video_options(p)
+
+
+def add_video_options(p: argparse.ArgumentParser) -> None:
+    """Options of a video input (needs the ``video`` extra, PyAV)."""
+    g = p.add_argument_group("video (a video input; needs gsad[video]); audio is copied, frame timing and "
+                             "rotation kept")
+    g.add_argument("--codec", choices=tuple(CODECS), default="h264", help="video encoder (default h264)")
+    g.add_argument("--crf", type=options.whole(0, MAX_CRF), default=DEFAULT_CRF, metavar="N",
+                   help=f"constant rate factor, 0 (lossless) to {MAX_CRF}; lower is better and larger "
+                        f"(default {DEFAULT_CRF})")
+    g.add_argument("--start-time", type=options.real(0.0, 1e7), default=0.0, metavar="S",
+                   help="start S seconds into the video (to try settings on a few seconds)")
+    g.add_argument("--duration", type=options.real(0.0, 1e7, open_low=True), metavar="S",
+                   help="enhance only S seconds (default: to the end)")
+    g.add_argument("--temporal-blend", type=options.real(0.0, 1.0), default=0.0, metavar="B",
+                   help="average each frame's result with the previous result, weight up to B (0-1), where "
+                        "the input did not change beyond its noise (steadier still scenes; 0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Under torchrun each rank enhances its share of the images (gsad.enhance.parallel); else a world of one.
     with process_group(args.device) as ctx:
+        if any(is_video_file(text) for text in args.inputs):
+            return _run_video(ctx, args)
         plan = on_main(ctx, lambda: plan_outputs(args.inputs, args.output, args.overwrite, report, args.checkpoint))
         if not plan:
             return 1
@@ -94,3 +118,47 @@ def _enhance_plan(ctx: Context, plan: list[tuple[Path, Path]], args: argparse.Na
             tqdm.write(f"{src} -> {dst}", file=sys.stderr)
     finally:
         images.close()
+
+
+def _run_video(ctx: Context, args: argparse.Namespace) -> int:
+    """One video input to one video output. Under torchrun rank 0 does all of it and the other ranks
+    return at once (a video's frames depend on the previous ones with ``--temporal-blend``)."""
+    from gsad.checkpoints import resolve_checkpoint
+    from gsad.files import OutputPlan, remove_stale_temporaries_of
+
+    if len(args.inputs) != 1:
+        raise InputError("a video is enhanced on its own: give one video input (gsad enhance CLIP -o OUT.mp4)")
+    if not ctx.is_main:
+        return 0
+    src, dst = Path(args.inputs[0]), Path(args.output)
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+    if not is_output_video_file(dst):
+        raise InputError(f"{dst}: a video input needs a video output; name an .mp4, .mov or .mkv file")
+    inputs = [src] + ([resolve_checkpoint(args.checkpoint)] if args.checkpoint is not None else [])
+    OutputPlan(inputs).check(dst, args.overwrite, source=src)
+    for path in remove_stale_temporaries_of([dst]):
+        print(f"{path}: removed (a temporary file left by a stopped run)", file=sys.stderr)
+    _enhance_video(ctx, src, dst, args)
+    return 0
+
+
+def _enhance_video(ctx: Context, src: Path, dst: Path, args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from gsad.enhance.enhancer import Enhancer
+    from gsad.enhance.video import enhance_video, video_settings
+    from gsad.imaging.video import probe_video
+
+    info = probe_video(src)  # a missing extra or an unreadable video is named before the model loads
+    enhancer = Enhancer(args.checkpoint, device=ctx.device, precision=args.precision)
+    options.report_path(enhancer, args)
+    settings = video_settings(enhancer, **options.sampler_overrides(args))
+    total = info.frames_between(args.start_time, args.duration)
+    with tqdm(total=total, desc=src.name, unit="frame", dynamic_ncols=True) as bar:
+        result = enhance_video(enhancer, src, dst, settings, tile=args.tile, exposure=args.exposure,
+                               blend=args.temporal_blend, codec=args.codec, crf=args.crf,
+                               start_time=args.start_time, duration=args.duration, overwrite=args.overwrite,
+                               on_frame=lambda: bar.update(1))
+    audio = f", audio copied ({result.audio_packets} packets)" if result.audio_packets else ""
+    print(f"{src} -> {dst} ({result.frames} frames{audio})", file=sys.stderr)

@@ -14,11 +14,14 @@ All functions take ``H x W x 3`` uint8 RGB arrays (``out`` = the method's output
   grey image): below 1 the output is smoother than the reference, above 1 it holds more
   high frequencies (noise, invented grain); ~1 is the target.
 * :func:`mean_level`: mean grey level, for the brightness ratios of the do-no-harm check.
+* :func:`frame_change`, :func:`flicker`: the mean absolute change between consecutive video
+  frames, and the output's over the input's (temporal stability of a video's enhancement).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -182,3 +185,34 @@ def score_pair(out_u8: np.ndarray, gt_u8: np.ndarray, lpips: LPIPS | None = None
         scores["lpips"] = lpips(out, gt)
         scores["lpips_gtmean"] = lpips(adjusted, gt)
     return scores
+
+
+def frame_change(frames: Iterable[np.ndarray]) -> float:
+    """Mean absolute change between consecutive frames (``H x W x 3`` uint8, streamed: only the
+    previous frame is kept), in levels of 255, float64:
+
+        C = 1/(T-1) sum_{t=1}^{T-1} mean |f_t - f_{t-1}|      (mean over pixels and channels)
+
+    NaN for fewer than two frames; frames must share one shape."""
+    previous, total, pairs = None, 0.0, 0
+    for frame in frames:
+        current = np.asarray(frame, dtype=np.float64)
+        if previous is not None:
+            if current.shape != previous.shape:
+                raise InputError(f"frames differ in shape: {previous.shape} then {current.shape}")
+            total += float(np.abs(current - previous).mean())
+            pairs += 1
+        previous = current
+    return total / pairs if pairs else math.nan
+
+
+def flicker(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
+    """Temporal flicker of a video's enhancement: :func:`frame_change` of ``outputs`` over that of
+    ``inputs`` (the same frames before and after; each an iterable of ``H x W x 3`` uint8 frames).
+    On a still scene with sensor noise it measures how much the output changes for changes that
+    are only noise; a method that adds no temporal noise of its own and amplifies the input's by
+    its gain gives about that gain. ``inf`` when the input never changes but the output does."""
+    change_in, change_out = frame_change(inputs), frame_change(outputs)
+    if change_in == 0.0:
+        return 0.0 if change_out == 0.0 else math.inf
+    return change_out / change_in
