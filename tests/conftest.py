@@ -127,3 +127,47 @@ def png_header_only():
 def _private_fastpath_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty fast-path cache (never the user's ~/.cache/gsad)."""
     monkeypatch.setenv("GSAD_CACHE_DIR", str(tmp_path_factory.mktemp("gsad-cache")))
+
+
+def _make_clip(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int] = (64, 48),
+               rotation: int = 90, audio: bool = True, frames: list | None = None) -> Path:
+    """A small H.264 clip made with PyAV: ``seconds`` at ``fps`` of ``size`` (W x H) moving dark frames
+    (or the given ``frames``), its display matrix rotated by ``rotation`` degrees, and a mono AAC
+    16 kHz tone as its audio track."""
+    av = pytest.importorskip("av")
+    w, h = size
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = out.add_stream("aac", rate=16000) if audio else None
+        count = len(frames) if frames is not None else round(seconds * fps)
+        for i in range(count):
+            if frames is not None:
+                pixels = frames[i]
+            else:
+                y, x = np.mgrid[0:h, 0:w]
+                base = ((x + 2 * i) % w * 0.6 + y * 0.3)[..., None] * np.array([1.0, 0.8, 0.6])
+                pixels = np.clip(base + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            t = 0
+            while t < count / fps * 16000:
+                wave = 0.1 * np.sin(2 * np.pi * 440 * np.arange(t, t + 1024) / 16000)
+                frame = av.AudioFrame.from_ndarray(wave[None].astype(np.float32), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, t
+                out.mux(sound.encode(frame))
+                t += 1024
+            out.mux(sound.encode(None))
+    return path
+
+
+@pytest.fixture()
+def make_clip():
+    """:func:`_make_clip`: a small H.264 + AAC clip written with PyAV (skips without it)."""
+    return _make_clip

@@ -75,7 +75,8 @@ class VideoInfo:
     frames: int
     #: Seconds (0.0 when unknown).
     duration: float
-    #: Clockwise display rotation in degrees the display matrix states (0, 90, 180 or 270 usually).
+    #: Display rotation in degrees the display matrix states, counter-clockwise as PyAV's
+    #: ``VideoFrame.rotation`` reads it (0, 90, 180 or -90 usually); written back unchanged.
     rotation: int
     has_audio: bool
 

@@ -1,0 +1,94 @@
+"""``gsad enhance CLIP -o OUT.mp4``: frames, timing, rotation and audio kept; errors in one line;
+an interrupted run leaves nothing under the output's name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from fractions import Fraction
+
+import pytest
+
+from gsad.cli import main
+
+av = pytest.importorskip("av")
+
+CPU = ["--device", "cpu", "--precision", "fp32", "--steps", "1"]
+
+
+def audio_packets(path):
+    with av.open(str(path)) as c:
+        return [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def test_enhance_a_clip(tiny_checkpoint, make_clip, tmp_path, capsys):
+    src = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "out.mp4"
+    assert main(["enhance", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), *CPU,
+                 "--crf", "23", "--temporal-blend", "0.5"]) == 0
+    assert "30 frames" in capsys.readouterr().err
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.frames, v.average_rate, v.codec_context.name) == (30, Fraction(10), "h264")
+        assert float(v.duration * v.time_base) == pytest.approx(3.0)
+        assert next(c.decode(v)).rotation == 90
+    with av.open(str(src)) as c:
+        in_tb = c.streams.audio[0].time_base
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].time_base == in_tb
+    assert audio_packets(out) == audio_packets(src)
+
+
+def test_span_and_h265(tiny_checkpoint, make_clip, tmp_path):
+    src = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "out.mkv"
+    assert main(["enhance", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), *CPU,
+                 "--codec", "h265", "--start-time", "0.5", "--duration", "1"]) == 0
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+        assert len(frames) == 10 and c.streams.video[0].codec_context.name == "hevc"
+
+
+def test_input_never_replaced_and_bad_videos_give_one_line(tiny_checkpoint, make_clip, tmp_path, capsys):
+    src = make_clip(tmp_path / "clip.mp4", seconds=0.5)
+    before = src.read_bytes()
+    assert main(["enhance", str(src), "-o", str(src), "--overwrite", "--checkpoint", str(tiny_checkpoint), *CPU]) == 1
+    assert "would replace an input" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    bad = tmp_path / "bad.mov"
+    bad.write_bytes(b"\0" * 500)
+    assert main(["enhance", str(bad), "-o", str(tmp_path / "o.mp4"), "--checkpoint", str(tiny_checkpoint), *CPU]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gsad: error: ") and "bad.mov" in err and err.count("\n") == 1
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.png"), *CPU]) == 1
+    assert "video output" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_sigterm_mid_stream_leaves_no_output(tiny_checkpoint, make_clip, tmp_path, monkeypatch, capsys):
+    from gsad.enhance import video
+
+    src = make_clip(tmp_path / "clip.mp4")
+    real_call = video.FrameEnhancer.__call__
+    count = 0
+
+    def call(self, frame):
+        nonlocal count
+        count += 1
+        if count == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # gsad.cli.main turns it into Terminated here
+        return real_call(self, frame)
+
+    monkeypatch.setattr(video.FrameEnhancer, "__call__", call)
+    out = tmp_path / "out.mp4"
+    assert main(["enhance", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), *CPU]) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "tiny.safetensors"]
+
+
+def test_without_pyav_one_line_names_the_extra(make_clip, tmp_path, monkeypatch, capsys):
+    src = make_clip(tmp_path / "clip.mp4", seconds=0.2)
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *CPU]) == 1
+    assert "pip install 'gsad[video]'" in capsys.readouterr().err
