@@ -15,7 +15,9 @@ output over that of the input, on the frames in memory (before any video encodin
 * naive: fresh noise for every frame (one generator drawn on), the trajectory from pure noise;
 * naive + warm start: fresh noise, the checkpoint's warm start (``soft-exposure`` for the bundled model);
 * stable: the same noise field for every frame + the warm start (what ``gsad enhance CLIP`` does);
-* stable + blend B: stable with ``--temporal-blend B`` (for each B of ``--blend``).
+* stable + blend B: stable with ``--temporal-blend B`` (for each B of ``--blend``); also printed: the
+  mean absolute difference from the unblended stable output (on the panning scene, lag or ghosting
+  would show as a large value).
 """
 
 from __future__ import annotations
@@ -80,14 +82,21 @@ def main() -> None:
     print(f"frames: {args.frames} of {size[0]} x {size[1]}; noise K={K} R={R}; pan {PAN_PX} px/frame")
     for scene, frames in scenes(size, args.frames).items():
         print(f"\n{scene}: input frame change {frame_change(frames):.3f} levels")
+        unblended = None
         for name, noise, start, blend in modes:
             settings = base if start is None else enhancer.settings(base, start=start)
             run = FrameEnhancer(enhancer, settings, noise=noise, blend=blend)
             t0 = time.perf_counter()
             outputs = [run(f) for f in frames]
             seconds = time.perf_counter() - t0
+            if noise == "same" and not blend:
+                unblended = outputs
+            departure = ""  # how far blending moved the result from the frame's own (ghosting shows here)
+            if blend and unblended is not None:
+                gap = np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(outputs, unblended)])
+                departure = f", {gap:.2f} levels from unblended"
             print(f"  {name:55s} flicker {flicker(frames, outputs):6.3f}  "
-                  f"(output change {frame_change(outputs):6.3f}, mean level {np.mean(outputs):5.1f}; "
+                  f"(output change {frame_change(outputs):6.3f}, mean level {np.mean(outputs):5.1f}{departure}; "
                   f"{seconds / len(frames):.2f} s/frame)")
 
 

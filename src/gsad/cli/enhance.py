@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from gsad.cli import options
 from gsad.config import MAX_EXPOSURE
 from gsad.errors import InputError, ModelOutputError
-from gsad.imaging.video import CODECS, DEFAULT_CRF, MAX_CRF, is_output_video_file, is_video_file
+from gsad.imaging.video import CODECS, DEFAULT_BLEND, DEFAULT_CRF, MAX_CRF, is_output_video_file, is_video_file
 
 if TYPE_CHECKING:
     from gsad.runtime.distributed import Context
@@ -53,9 +53,10 @@ def add_video_options(p: argparse.ArgumentParser) -> None:
                    help="start S seconds into the video (to try settings on a few seconds)")
     g.add_argument("--duration", type=options.real(0.0, 1e7, open_low=True), metavar="S",
                    help="enhance only S seconds (default: to the end)")
-    g.add_argument("--temporal-blend", type=options.real(0.0, 1.0), default=0.0, metavar="B",
-                   help="average each frame's result with the previous result, weight up to B (0-1), where "
-                        "the input did not change beyond its noise (steadier still scenes; 0: off)")
+    g.add_argument("--temporal-blend", type=options.real(0.0, 1.0), default=DEFAULT_BLEND, metavar="B",
+                   help=f"average each frame's result with the previous result, weight up to B (0-1), where "
+                        f"the input did not change beyond its noise: steadier still parts (default "
+                        f"{DEFAULT_BLEND:g}; 0: off, each frame on its own)")
 
 
 def run(args: argparse.Namespace) -> int:

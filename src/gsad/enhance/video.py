@@ -15,7 +15,8 @@ keep the output steady (:class:`FrameEnhancer`):
    and the user did not choose.
 3. **Optional temporal blending** (``blend`` > 0): where the input did not change since the last
    frame (its local mean absolute change, a 9 x 9 box, is at the level sensor noise alone gives),
-   the output is a recursive average with the previous output:
+   the output is a recursive average with the previous output (:func:`enhance_video` and
+   ``gsad enhance CLIP`` blend with weight up to ``DEFAULT_BLEND`` = 0.5 unless told otherwise):
 
        d   = box9(|Y_t - Y_{t-1}|)            (luma of the input, 0-255)
        n   = 1.128 sigma_t                    (E|difference of two noisy frames| = 2 sigma / sqrt(pi))
@@ -43,7 +44,7 @@ from gsad.config import SamplerConfig, check_exposure, check_real
 from gsad.enhance.enhancer import Enhancer
 from gsad.imaging.exposure import adjust_exposure
 from gsad.imaging.tensors import from_model, to_model
-from gsad.imaging.video import DEFAULT_CRF, TranscodeResult, transcode
+from gsad.imaging.video import DEFAULT_BLEND, DEFAULT_CRF, TranscodeResult, transcode
 
 #: ``noise`` choices of :class:`FrameEnhancer`.
 NOISE_MODES = ("same", "fresh")
@@ -132,7 +133,7 @@ def enhance_video(
     tile: int | None = None,
     exposure: float = 0.0,
     noise: str = "same",
-    blend: float = 0.0,
+    blend: float = DEFAULT_BLEND,
     codec: str = "h264",
     crf: int = DEFAULT_CRF,
     start_time: float = 0.0,

@@ -38,6 +38,10 @@ CODECS = {"h264": "libx264", "h265": "libx265"}
 DEFAULT_CRF = 18
 MAX_CRF = 51
 
+#: Default ``--temporal-blend`` of ``gsad enhance CLIP`` (:mod:`gsad.enhance.video`; kept here, beside
+#: the other video defaults, because the CLI's parser may not import torch).
+DEFAULT_BLEND = 0.5
+
 #: What the install command names when PyAV is missing.
 EXTRA = "video"
 
