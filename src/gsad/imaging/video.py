@@ -94,9 +94,17 @@ class VideoInfo:
         return max(0, round((end - start) * float(self.rate)))
 
 
-def _input_error(path: Path, exc: BaseException) -> InputError:
+def _reason(exc: BaseException) -> str:
+    """An FFmpeg error in a few words: its text and the last message FFmpeg logged, without file names."""
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return InputError(f"{path}: unreadable or corrupt video ({reason})")
+    log = getattr(exc, "log", None)
+    if isinstance(log, tuple) and len(log) == 3 and log[2]:
+        reason += f": {str(log[2]).strip()}"
+    return reason
+
+
+def _input_error(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"{path}: unreadable or corrupt video ({_reason(exc)})")
 
 
 def _open_input(path: Path) -> Any:
@@ -216,10 +224,14 @@ def transcode(
     result = TranscodeResult(dst, 0, 0)
 
     def write(tmp: str) -> None:
-        with _open_input(src) as inp, av.open(tmp, "w", format=fmt) as out:
-            copier = _Copier(av, src, inp, out, process, CODECS[codec], crf, start_time, duration, on_frame)
-            copier.run()
-            result.frames, result.audio_packets = copier.frames, copier.audio_packets
+        try:
+            with _open_input(src) as inp, av.open(tmp, "w", format=fmt) as out:
+                copier = _Copier(av, src, inp, out, process, CODECS[codec], crf, start_time, duration, on_frame)
+                copier.run()
+                result.frames, result.audio_packets = copier.frames, copier.audio_packets
+        except av.FFmpegError as exc:  # encoding or muxing (input errors are InputErrors already)
+            raise InputError(f"{dst}: cannot write the video ({_reason(exc)}); an .mkv output takes the most "
+                             "audio codecs") from None
 
     write_output(dst, write, overwrite)
     return result
