@@ -92,3 +92,20 @@ def test_without_pyav_one_line_names_the_extra(make_clip, tmp_path, monkeypatch,
     monkeypatch.setitem(sys.modules, "av", None)
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *CPU]) == 1
     assert "pip install 'gsad[video]'" in capsys.readouterr().err
+
+
+def test_a_video_goes_alone_and_only_rank_zero_works_on_it(make_clip, dark_image, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from gsad.cli import enhance
+
+    src = make_clip(tmp_path / "clip.mp4", seconds=0.2)
+    Image.fromarray(dark_image).save(tmp_path / "a.png")
+    assert main(["enhance", str(src), str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *CPU]) == 1
+    assert "a video is enhanced on its own" in capsys.readouterr().err
+    # Under torchrun the other ranks return at once, whatever the arguments: rank 0 does the video.
+    args = SimpleNamespace(inputs=[str(src)], output=str(tmp_path / "o.mp4"))
+    assert enhance._run_video(SimpleNamespace(is_main=False), args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "clip.mp4"]

@@ -127,10 +127,10 @@ def _run_video(ctx: Context, args: argparse.Namespace) -> int:
     from gsad.checkpoints import resolve_checkpoint
     from gsad.files import OutputPlan, remove_stale_temporaries_of
 
-    if len(args.inputs) != 1:
-        raise InputError("a video is enhanced on its own: give one video input (gsad enhance CLIP -o OUT.mp4)")
     if not ctx.is_main:
         return 0
+    if len(args.inputs) != 1:
+        raise InputError("a video is enhanced on its own: give one video input (gsad enhance CLIP -o OUT.mp4)")
     src, dst = Path(args.inputs[0]), Path(args.output)
     if not src.is_file():
         raise InputError(f"{src}: no such file")

@@ -86,11 +86,13 @@ class VideoInfo:
 
     def frames_between(self, start: float = 0.0, duration: float | None = None) -> int | None:
         """Expected number of frames from ``start`` s for ``duration`` s (None: to the end); None when unknown."""
-        if self.rate <= 0 or (self.duration <= 0 and duration is None):
-            return self.frames or None if start == 0 and duration is None else None
-        end = self.duration if duration is None else min(start + duration, self.duration or math.inf)
         if start == 0 and duration is None and self.frames:
             return self.frames
+        if self.rate <= 0 or (self.duration <= 0 and duration is None):
+            return None
+        end = start + duration if duration is not None else self.duration
+        if self.duration > 0:
+            end = min(end, self.duration)
         return max(0, round((end - start) * float(self.rate)))
 
 
