@@ -316,13 +316,14 @@ class _Copier:
             return
         if self.vout is None:
             self._open_output(frame)
-        rgb = frame.reformat(format="rgb24", src_colorspace=self.colorspace).to_ndarray()
+        # At the output's size: a stream whose size changes midway is scaled to its first frame's.
+        rgb = frame.reformat(self.vout.width, self.vout.height, "rgb24", src_colorspace=self.colorspace).to_ndarray()
         out = self.process(rgb)
         if out.shape != rgb.shape:
             raise ValueError(f"process returned shape {out.shape} for a frame of shape {rgb.shape}")
         enc = self.av.VideoFrame.from_ndarray(out, format="rgb24")
         enc = enc.reformat(format=self.vout.pix_fmt, dst_colorspace=self.colorspace)
-        enc.pts = None if frame.pts is None else frame.pts - self.shift
+        enc.pts = (frame.pts if frame.pts is not None else round(t / self.vin.time_base)) - self.shift
         enc.time_base = self.vin.time_base
         self._mux(self.vout.encode(enc))
         self.frames += 1
