@@ -109,3 +109,34 @@ def test_a_video_goes_alone_and_only_rank_zero_works_on_it(make_clip, dark_image
     args = SimpleNamespace(inputs=[str(src)], output=str(tmp_path / "o.mp4"))
     assert enhance._run_video(SimpleNamespace(is_main=False), args) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "clip.mp4"]
+
+
+def test_sigterm_to_a_running_gsad_process_leaves_no_output(tiny_checkpoint, make_clip, tmp_path):
+    import subprocess
+    import time
+
+    src = make_clip(tmp_path / "clip.mp4", seconds=30.0, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "gsad", "enhance", str(src), "-o", str(out),
+                             "--checkpoint", str(tiny_checkpoint), *CPU],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.mp4.*.tmp")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)  # some frames into the temporary file
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "gsad: error: terminated (SIGTERM)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "tiny.safetensors"]
+
+
+def test_a_killed_runs_temporary_is_removed(tiny_checkpoint, make_clip, tmp_path, capsys):
+    src = make_clip(tmp_path / "clip.mp4", seconds=0.3)
+    stale = tmp_path / ".out.mp4.abcd1234.tmp"
+    stale.write_bytes(b"half a video")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out.mp4"), "--checkpoint", str(tiny_checkpoint), *CPU]) == 0
+    assert "removed" in capsys.readouterr().err and not stale.exists()
