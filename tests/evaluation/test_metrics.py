@@ -226,3 +226,16 @@ def test_laplacian_variance_by_hand_and_detail_ratio():
     assert detail_ratio(smooth, texture) < 0.3 < 1.2 < detail_ratio(grain, texture)
     with pytest.raises(InputError, match="3x3"):
         laplacian_variance(np.zeros((2, 5, 3), np.uint8))
+
+
+def test_frame_change_and_flicker_hand_computed():
+    from gsad.evaluation.metrics import flicker, frame_change
+
+    a, b, c = (np.full((2, 3, 3), v, np.uint8) for v in (10, 14, 11))
+    assert frame_change([a, b, c]) == pytest.approx((4 + 3) / 2)
+    assert math.isnan(frame_change([a]))
+    assert flicker([a, b, c], [a, a, a]) == 0.0
+    assert flicker([a, b, c], (f for f in [a, c, b])) == pytest.approx(((1 + 3) / 2) / 3.5)
+    assert flicker([a, a], [a, b]) == math.inf
+    with pytest.raises(InputError, match="shape"):
+        frame_change([a, np.zeros((3, 3, 3), np.uint8)])
