@@ -345,7 +345,8 @@ class _Copier:
         vout.options = {"crf": str(self.crf)}
         if self.encoder == "libx265":
             vout.options["x265-params"] = "log-level=none"
-            vout.codec_tag = "hvc1" if self.out.format.name in ("mp4", "mov") else vout.codec_tag
+            if self.out.format.name in ("mp4", "mov"):
+                vout.codec_tag = "hvc1"  # the tag Apple players need to play H.265 at all
         # The colour matrix the input states (else unspecified: swscale's BT.601 both ways).
         self.colorspace = frame.colorspace if frame.colorspace not in (None, 2) else None
         if self.colorspace is not None:
