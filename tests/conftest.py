@@ -127,3 +127,6 @@ def png_header_only():
 def _private_fastpath_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty fast-path cache (never the user's ~/.cache/gsad)."""
     monkeypatch.setenv("GSAD_CACHE_DIR", str(tmp_path_factory.mktemp("gsad-cache")))
+    # torch only unless a test offers the other engines itself (tests/runtime/test_engines.py): an
+    # ``auto`` probe that also exports and times ONNX Runtime and OpenVINO would make every run slower
+    monkeypatch.setenv("GSAD_ENGINE", "torch")

@@ -275,6 +275,11 @@ PRECISION_NAMES = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISION_NAMES)
 #: Largest mean difference from fp32 (levels of 255) that ``precision="auto"`` accepts.
 TOLERANCE_LEVELS = 1.0
+#: Engines the network can run on (gsad.runtime.engines): torch, and with ``gsad[fast]`` ONNX Runtime
+#: and OpenVINO.
+ENGINE_NAMES = ("torch", "onnxruntime", "openvino")
+#: Values of the ``engine`` option: ``auto`` (gsad.runtime.fastpath chooses among the installed ones) plus each.
+ENGINE_CHOICES = ("auto", *ENGINE_NAMES)
 
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")

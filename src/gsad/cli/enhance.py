@@ -68,7 +68,7 @@ def _enhance_plan(ctx: Context, plan: list[tuple[Path, Path]], args: argparse.Na
     from gsad.enhance.parallel import share, shared_enhancer
     from gsad.imaging.io import read_image, write_image
 
-    enhancer = shared_enhancer(ctx, args.checkpoint, args.precision)
+    enhancer = shared_enhancer(ctx, args.checkpoint, args.precision, args.engine)
     if ctx.is_main:
         options.report_path(enhancer, args)
     settings = enhancer.settings(**options.sampler_overrides(args))

@@ -26,7 +26,6 @@ from gsad.errors import ModelOutputError
 from gsad.imaging.exposure import adjust_exposure
 from gsad.imaging.io import as_array
 from gsad.imaging.tensors import from_model, to_model
-from gsad.network.inference_net import InferenceNet
 from gsad.network.unet import UNet
 from gsad.runtime import fastpath
 from gsad.runtime.devices import resolve_device
@@ -59,7 +58,10 @@ class Enhancer:
     reference code), "bf16" or "fp16" (CUDA only) run as asked. ``winograd`` runs large 3x3
     convolutions through NNPACK on the CPU (outputs equal up to float rounding);
     ``channels_last`` sets the layout; None (default) lets "auto" choose them, and otherwise
-    means Winograd on and channels-last on CUDA only. :attr:`fast_path` says what was taken.
+    means Winograd on and channels-last on CUDA only. ``engine`` (None: ``$GSAD_ENGINE`` or
+    "auto"): "auto" lets an "auto" precision also try ONNX Runtime and OpenVINO where
+    ``gsad[fast]`` is installed; "torch", "onnxruntime" or "openvino" runs that engine
+    (:mod:`gsad.runtime.engines`). :attr:`fast_path` says what was taken.
     """
 
     def __init__(
@@ -70,10 +72,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> None:
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         model, sampler, meta = load_checkpoint(path)
-        self._setup(model, sampler, device, precision, winograd, channels_last)
+        self._setup(model, sampler, device, precision, winograd, channels_last, engine)
         self.checkpoint = path
         self.metadata = meta
 
@@ -86,9 +89,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> Enhancer:
         """Load ``path`` (gsad safetensors, run directory or reference ``.pth``); speed options: see the class."""
-        return cls(path, device=device, precision=precision, winograd=winograd, channels_last=channels_last)
+        return cls(path, device=device, precision=precision, winograd=winograd, channels_last=channels_last,
+                   engine=engine)
 
     @classmethod
     def from_model(
@@ -100,10 +105,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> Enhancer:
         """Wrap an in-memory U-Net (e.g. during training or in tests)."""
         self = cls.__new__(cls)
-        self._setup(model, sampler or SamplerConfig(), device, precision, winograd, channels_last)
+        self._setup(model, sampler or SamplerConfig(), device, precision, winograd, channels_last, engine)
         self.checkpoint = None
         self.metadata = {}
         return self
@@ -116,16 +122,17 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.sampler = sampler
         #: How the network runs here and why (:class:`gsad.runtime.fastpath.Choice`; ``.describe()`` for logs).
-        self.fast_path = fastpath.choose(self.model, self.device, precision, winograd, channels_last)
+        self.fast_path = fastpath.choose(self.model, self.device, precision, winograd, channels_last, engine)
         log.info("network path: %s", self.fast_path.describe())
-        path = self.fast_path.path
-        #: The network as the samplers run it (same weights as ``self.model``).
-        self.net = InferenceNet(self.model, path.precision, path.channels_last, path.winograd)
+        #: The network as the samplers run it (same weights as ``self.model``): an
+        #: :class:`~gsad.network.inference_net.InferenceNet`, or another engine's net.
+        self.net = fastpath.build_net(self.model, self.fast_path.path)
 
     def settings(self, base: SamplerConfig | None = None, **overrides: object) -> SamplerConfig:
         """``base`` (default: the checkpoint's sampler defaults) with the non-None ``overrides``
