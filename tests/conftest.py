@@ -34,6 +34,32 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+def _perturbed_tiny_model(seed: int = 0):
+    from gsad.config import PRESETS
+    from gsad.network import UNet
+
+    torch.manual_seed(seed)
+    model = UNet(PRESETS["tiny"]).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # off the init (zero output convolution): eps depends on every weight
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.fixture()
+def busy_tiny_checkpoint(tmp_path: Path) -> Path:
+    """A tiny-preset checkpoint whose weights are all moved off their initial values (so its eps is
+    not zero), with the default model's sampler settings (reference, 3 steps, soft-exposure start,
+    3 trajectories)."""
+    from gsad.checkpoints import save_checkpoint
+    from gsad.config import SamplerConfig
+
+    path = tmp_path / "busy-tiny.safetensors"
+    save_checkpoint(path, _perturbed_tiny_model(), SamplerConfig(
+        sampler="reference", steps=3, beta_start=2e-3, beta_end=0.85, seed=3, start="soft-exposure", ensemble=3))
+    return path
+
+
 class _FullDisk(io.FileIO):
     """A raw file on a disk with ``room`` bytes left: writes take what fits, then fail with ENOSPC, as
     write(2) does (under Python's usual buffered file object)."""
