@@ -80,8 +80,13 @@ def test_raw_without_rawpy_names_the_extra(tiny_checkpoint, tmp_path, capsys, mo
 
     (tmp_path / "a.nef").write_bytes(b"x" * 64)
     real = importlib.import_module
-    monkeypatch.setattr(raw.importlib, "import_module",
-                        lambda name, *a: (_ for _ in ()).throw(ImportError(name)) if name == "rawpy" else real(name, *a))
+
+    def no_rawpy(name, *args):
+        if name == "rawpy":
+            raise ImportError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(raw.importlib, "import_module", no_rawpy)
     assert _run(tmp_path / "a.nef", "-o", tmp_path / "a.png", "--checkpoint", tiny_checkpoint) == 1
     err = capsys.readouterr().err
     assert 'gsad: error: ' in err and 'a.nef: reading camera RAW files needs pip install "gsad[formats]"' in err
