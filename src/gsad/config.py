@@ -36,6 +36,11 @@ MIN_ALPHA_BAR = 1e-30
 #: Largest exposure change in stops (2**10: a thousand times the light either way).
 MAX_EXPOSURE = 10.0
 
+#: ``gsad enhance --raw-wb``: a camera RAW's white balance (gsad.imaging.raw).
+RAW_WB_NAMES = ("camera", "auto")
+#: ``gsad enhance --format``: the formats a folder run writes (suffix without the dot).
+OUTPUT_FORMATS = ("png", "jpg", "tif", "webp", "heic", "avif")
+
 #: Largest tile side of tiled inference (``tile`` is 0 for no tiling, or 1 to this).
 MAX_TILE = 65536
 

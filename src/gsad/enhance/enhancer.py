@@ -22,10 +22,10 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
 from gsad.enhance.detail import restore_detail
 from gsad.enhance.trajectories import run_ensemble
-from gsad.errors import ModelOutputError
+from gsad.errors import InputError, ModelOutputError
 from gsad.imaging.exposure import adjust_exposure
 from gsad.imaging.io import as_array
-from gsad.imaging.tensors import from_model, to_model
+from gsad.imaging.tensors import from_model, from_model_unit, to_model
 from gsad.network.unet import UNet
 from gsad.runtime import fastpath
 from gsad.runtime.devices import resolve_device
@@ -190,6 +190,7 @@ class Enhancer:
         tile: int | None = None,
         exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
+        as_float: bool = False,
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
@@ -199,7 +200,10 @@ class Enhancer:
         ``gsad.enhance.tiling.AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
         side N (bounded memory for any size). ``exposure``: stops of brightness added to (or,
         negative, taken from) the model's result, within +-``MAX_EXPOSURE`` (gsad.config).
-        ``callback(step, total)`` reports progress. Out-of-range or non-integer options raise
+        ``callback(step, total)`` reports progress. A float ``H x W x 3`` array is taken as sRGB in
+        [0, 1] (a 16-bit or RAW source; values outside clipped) and gives a float32 array in [0, 1];
+        ``as_float`` gives that for any input: the model's output unrounded, for 16-bit files.
+        Out-of-range or non-integer options raise
         :class:`~gsad.errors.ConfigError`; a non-finite network output raises
         :class:`~gsad.errors.ModelOutputError` (never a black image).
         """
@@ -210,7 +214,12 @@ class Enhancer:
         exposure = check_exposure(exposure)
         if tile is not None:
             tile = check_int(tile, "tile", 0, MAX_TILE)
-        pixels = as_array(image)
-        out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
-        out = adjust_exposure(out, exposure)
+        floats = isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating)
+        pixels = image if floats else as_array(image)
+        if floats and (image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1):
+            raise InputError(f"expected an H x W x 3 image array, got shape {tuple(image.shape)}")
+        enhanced = self.enhance_tensor(to_model(pixels), settings, callback, tile)
+        if floats or as_float:
+            return adjust_exposure(from_model_unit(enhanced), exposure)
+        out = adjust_exposure(from_model(enhanced), exposure)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out
