@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from gsad.config import ENGINE_NAMES, SamplerConfig
 from gsad.errors import DependencyError
@@ -95,12 +96,16 @@ def onnx_file(model: UNet, folder: Path) -> Path:
     return path
 
 
-class EngineNet:
-    """The call of :class:`~gsad.network.inference_net.InferenceNet` on another engine (see the module)."""
+class EngineNet(nn.Module):
+    """The call of :class:`~gsad.network.inference_net.InferenceNet` on another engine (see the module).
+
+    A module without parameters (the engine holds the weights), so forward hooks (benchmarks'
+    clocks) see its calls as they see InferenceNet's."""
 
     engine = "torch"
 
     def __init__(self, model: UNet, precision: str) -> None:
+        super().__init__()
         if precision not in PRECISIONS[self.engine]:
             raise ValueError(f"the {self.engine} engine runs {', '.join(PRECISIONS[self.engine])}, not {precision}")
         self.config = model.config
@@ -112,7 +117,7 @@ class EngineNet:
     def run(self, x: np.ndarray, level: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, None]:
         device = x.device
         inputs = x.detach().to("cpu", torch.float32).contiguous().numpy()
         levels = level.detach().to("cpu", torch.float32).reshape(-1).expand(x.shape[0]).contiguous().numpy()
