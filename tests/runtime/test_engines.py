@@ -131,3 +131,21 @@ def test_enhance_on_each_engine_stays_within_a_level_of_fp32(busy_tiny_checkpoin
         assert enhancer.fast_path.describe() == f"{engine} fp32 (requested)"
         out = enhancer.enhance(dark_image)
         assert np.abs(out.astype(int) - reference).mean() <= 0.05, engine
+
+
+def test_under_torchrun_every_rank_runs_the_engine_rank_0_chose(busy_tiny_checkpoint, offer_engines):
+    from gsad.enhance.parallel import shared_enhancer
+    from gsad.runtime.distributed import Context
+
+    chosen = fastpath.Choice(FastPath("fp32", False, False, "onnxruntime"), "probe", "rank 0's probe")
+
+    class Rank1(Context):
+        def broadcast(self, obj):
+            return (True, chosen)  # what on_main receives from rank 0
+
+        def all_ok(self, ok):
+            return ok
+
+    enhancer = shared_enhancer(Rank1(rank=1, world_size=2), busy_tiny_checkpoint, "auto")
+    assert enhancer.fast_path == chosen
+    assert isinstance(enhancer.net, engines.OnnxRuntimeNet)
