@@ -8,7 +8,8 @@ import pytest
 from gsad.errors import InputError
 from gsad.imaging import raw
 from gsad.imaging.color import srgb_encode
-from gsad.imaging.io import read_image, read_picture
+from gsad.imaging.io import read_image
+from gsad.imaging.pictures import read_picture
 
 
 def _scene():

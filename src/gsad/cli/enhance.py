@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_depth(plan: list[tuple[Path, Path]], bits: int | None) -> None:
     """``--bit-depth 16`` with an output format of 8 bits refuses the run before any work."""
-    from gsad.imaging.io import DEEP_FORMATS, output_format
+    from gsad.imaging.pictures import DEEP_FORMATS, output_format
 
     if bits == 16:
         for _, dst in plan:
@@ -109,7 +109,8 @@ def _check_depth(plan: list[tuple[Path, Path]], bits: int | None) -> None:
 def _enhance_one(enhancer, settings, src: Path, dst: Path, args: argparse.Namespace, bar) -> None:
     """Read ``src`` with its depth, profile and metadata, enhance it, write ``dst``."""
     from gsad import __version__
-    from gsad.imaging.io import DEEP_FORMATS, output_format, read_picture, with_software, write_picture
+    from gsad.imaging.metadata import with_software
+    from gsad.imaging.pictures import DEEP_FORMATS, output_format, read_picture, write_picture
 
     picture = read_picture(src, max_pixels=options.max_pixels(args), raw_wb=args.raw_wb)
     bits = args.bit_depth or (16 if picture.depth == 16 and output_format(dst) in DEEP_FORMATS else 8)

@@ -15,7 +15,7 @@ import torch
 def to_model(image: np.ndarray) -> torch.Tensor:
     """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float32 tensor in [-1, 1] (x / 127.5 - 1).
 
-    A float array (16-bit and RAW sources, :class:`gsad.imaging.io.Picture`) is taken as [0, 1],
+    A float array (16-bit and RAW sources, :class:`gsad.imaging.pictures.Picture`) is taken as [0, 1],
     values outside clipped: 2 x - 1.
     """
     if np.issubdtype(np.asarray(image).dtype, np.floating):
