@@ -30,6 +30,12 @@ Examples::
         --precision auto fp32 --reference ~/src/GSAD      # the README's speed table
     python benchmarks/bench_enhance.py --reference ~/src/GSAD --sizes 256x384 --steps 10
     python benchmarks/bench_enhance.py --devices cuda --sizes 600x400 --precision fp32 fp16
+    python benchmarks/bench_enhance.py --models default paper --sizes 384x256 --steps 3 --threads 2 \
+        --precision fp32 auto:torch fp32:onnxruntime fp32:openvino bf16:openvino auto   # the engines table
+
+A ``--precision`` item is ``PRECISION[:ENGINE]``: ``auto:torch`` is the choice among torch's paths
+alone (gsad without the ``fast`` extra), plain ``auto`` the choice among every installed engine,
+``fp32:onnxruntime`` / ``bf16:openvino`` that engine as asked; a plain fixed precision runs torch.
 """
 
 from __future__ import annotations
@@ -57,9 +63,16 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from gsad.checkpoints import load_checkpoint, to_reference_state_dict  # noqa: E402
-from gsad.config import PRECISION_CHOICES, PRESETS, SAMPLER_NAMES, NetworkConfig, SamplerConfig  # noqa: E402
+from gsad.config import (  # noqa: E402
+    ENGINE_CHOICES,
+    PRECISION_CHOICES,
+    PRESETS,
+    SAMPLER_NAMES,
+    NetworkConfig,
+    SamplerConfig,
+)
 from gsad.enhance.enhancer import Enhancer, default_checkpoint
-from gsad.errors import ConfigError  # noqa: E402
+from gsad.errors import ConfigError, DependencyError  # noqa: E402
 from gsad.imaging.geometry import pad_to_multiple
 from gsad.network.unet import UNet  # noqa: E402
 from gsad.runtime.cpu import cpu_model, machine
@@ -318,6 +331,15 @@ def summarise(times: list[float]) -> dict[str, float]:
     return {"min_s": min(times), "median_s": statistics.median(times), "runs": len(times)}
 
 
+def parse_path(text: str) -> tuple[str, str | None]:
+    """``PRECISION[:ENGINE]`` -> (precision, engine or None for Enhancer's default)."""
+    precision, _, engine = text.partition(":")
+    if precision not in PRECISION_CHOICES or (engine and engine not in ENGINE_CHOICES):
+        raise argparse.ArgumentTypeError(f"expected PRECISION[:ENGINE] with PRECISION in {', '.join(PRECISION_CHOICES)}"
+                                         f" and ENGINE in {', '.join(ENGINE_CHOICES)}, got {text!r}")
+    return precision, engine or ("auto" if precision == "auto" else "torch")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -336,9 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--devices", nargs="+", default=None,
                    help="cpu and/or cuda (default: cpu, plus cuda when available)")
-    p.add_argument("--precision", nargs="+", choices=PRECISION_CHOICES, default=["auto"],
-                   help="network precision(s): auto (Enhancer's default: the path chosen for this machine), "
-                        "fp32, bf16, fp16; differences are reported against fp32 (default auto)")
+    p.add_argument("--precision", nargs="+", type=parse_path, default=[("auto", "auto")], metavar="PRECISION[:ENGINE]",
+                   help="network paths: auto (Enhancer's default: the path chosen for this machine among every "
+                        "installed engine), auto:torch (among torch's paths only), fp32, bf16, fp16 (torch), "
+                        "fp32:onnxruntime, fp32:openvino, bf16:openvino; differences are reported against fp32 "
+                        "(default auto)")
     p.add_argument("--no-winograd", action="store_true",
                    help="turn off NNPACK Winograd convolutions (CPU; default: Enhancer's choice)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
@@ -381,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {report['meta']['cpu']}, {torch.get_num_threads()} threads; "
           f"{settings.sampler} sampler, {settings.steps} steps, beta {settings.beta_start:g}->{settings.beta_end:g}, "
           f"seed {settings.seed}")
-    header = (f"{'device':<6} {'model':<8} {'size':>9} {'impl':<14} {'s/image':>8} {'(median)':>8} {'s/step':>7} "
+    header = (f"{'device':<6} {'model':<8} {'size':>9} {'impl':<22} {'s/image':>8} {'(median)':>8} {'s/step':>7} "
               f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'peak MiB':>9} {'CPU s':>8} {'best net':>8}  path")
 
     for model_name, model, note in models(args.models):
@@ -413,22 +437,24 @@ def main(argv: list[str] | None = None) -> int:
                 impls = {}
                 paths = {"reference": "fp32 NCHW (reference code)"}
                 clocks: dict[str, ForwardClock] = {}
-                for precision in args.precision:
+                for precision, engine in args.precision:
+                    plain = engine == ("auto" if precision == "auto" else "torch")
+                    name = f"ours {precision}" if plain else f"ours {precision}:{engine}"
                     try:
                         enh = Enhancer.from_model(model, settings, device, precision=precision,
                                                   winograd=False if args.no_winograd else None,
-                                                  channels_last=channels_last)
-                    except ConfigError as exc:  # e.g. fp16 on the CPU: note it and go on
-                        report["notes"].append(f"{model_name} {device_name} {precision}: {exc}")
-                        print(f"{device_name:<6} {model_name:<8} {size:>9} {'ours ' + precision:<14} skipped: {exc}")
+                                                  channels_last=channels_last, engine=engine)
+                    except (ConfigError, DependencyError) as exc:  # e.g. fp16 on the CPU: note it and go on
+                        report["notes"].append(f"{model_name} {device_name} {name}: {exc}")
+                        print(f"{device_name:<6} {model_name:<8} {size:>9} {name:<22} skipped: {exc}")
                         continue
-                    impls[f"ours {precision}"] = (functools.partial(enh.enhance_tensor, low, settings),
-                                                  functools.partial(enh.enhance_tensor, low, warm), flops["ours"])
-                    paths[f"ours {precision}"] = enh.fast_path.path.label
-                    clocks[f"ours {precision}"] = ForwardClock(enh.net, device)
-                    print(f"  ours {precision}: network path {enh.fast_path.describe()}")
+                    impls[name] = (functools.partial(enh.enhance_tensor, low, settings),
+                                   functools.partial(enh.enhance_tensor, low, warm), flops["ours"])
+                    paths[name] = enh.fast_path.path.label
+                    clocks[name] = ForwardClock(enh.net, device)
+                    print(f"  {name}: network path {enh.fast_path.describe()}")
                     report["paths"].append({"device": device_name, "model": model_name, "size": size,
-                                            "impl": f"ours {precision}", "path": enh.fast_path.path.label,
+                                            "impl": name, "path": enh.fast_path.path.label,
                                             "how": enh.fast_path.describe()})
                 if ref is not None:
                     cond = padded.to(device)
@@ -458,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                            "peak_mib": peaks[name], "memory_method": methods[name],
                            "best_forward_s": min(clocks[name].seconds), "forwards": len(clocks[name].seconds)}
                     report["results"].append(row)
-                    print(f"{device_name:<6} {model_name:<8} {size:>9} {name:<14} {best:>8.2f} "
+                    print(f"{device_name:<6} {model_name:<8} {size:>9} {name:<22} {best:>8.2f} "
                           f"{row['median_s']:>8.2f} {row['s_per_step']:>7.3f} {row['gflop_per_step']:>10.1f} "
                           f"{row['gflops']:>8.1f} {peaks[name]:>9.0f} {row['cpu_min_s']:>8.2f} "
                           f"{row['best_forward_s']:>8.3f}  {paths[name]}")

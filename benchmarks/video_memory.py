@@ -1,11 +1,13 @@
 """Peak memory of ``gsad enhance CLIP.mp4`` against the clip's length (frames are streamed).
 
     OMP_NUM_THREADS=1 python benchmarks/video_memory.py [--size 160x120] [--fps 10] [--seconds 5 20]
-        [-- extra gsad enhance flags, default: --steps 1 --ensemble 1]
+        [--no-model] [-- extra gsad enhance flags, default: --steps 1 --ensemble 1]
 
 For each length, writes a clip (moving dark gradient with noise, AAC audio) with PyAV, runs
 ``python -m gsad enhance`` on it in a child process and prints the child's wall time and peak
-resident memory (ru_maxrss of that child alone).
+resident memory (ru_maxrss of that child alone). ``--no-model`` runs only the video path
+(decode, encode, audio copy: :func:`gsad.imaging.video.transcode` passing frames through), which
+is what could grow with the length; the model's memory is that of one frame.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--size", default="160x120")
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 20.0])
+    parser.add_argument("--no-model", action="store_true",
+                        help="measure the video path alone: gsad.imaging.video.transcode with frames passed through")
     parser.add_argument("flags", nargs="*", default=["--steps", "1", "--ensemble", "1"])
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -59,8 +63,13 @@ def main() -> None:
             clip, out = Path(tmp) / f"clip{seconds:g}.mp4", Path(tmp) / f"out{seconds:g}.mp4"
             make_clip(clip, seconds, args.fps, size)
             start = time.perf_counter()
-            child = subprocess.Popen([sys.executable, "-m", "gsad", "enhance", str(clip), "-o", str(out),
-                                      "--device", "cpu", *args.flags], stderr=subprocess.DEVNULL)
+            if args.no_model:
+                command = [sys.executable, "-c", "import sys; from gsad.imaging.video import transcode; "
+                           "transcode(sys.argv[1], sys.argv[2], lambda rgb: rgb)", str(clip), str(out)]
+            else:
+                command = [sys.executable, "-m", "gsad", "enhance", str(clip), "-o", str(out), "--device", "cpu",
+                           *args.flags]
+            child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
             _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the clip writer's
             child.returncode = os.waitstatus_to_exitcode(status)
             seconds_taken = time.perf_counter() - start

@@ -34,6 +34,32 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+def _perturbed_tiny_model(seed: int = 0):
+    from gsad.config import PRESETS
+    from gsad.network import UNet
+
+    torch.manual_seed(seed)
+    model = UNet(PRESETS["tiny"]).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # off the init (zero output convolution): eps depends on every weight
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.fixture()
+def busy_tiny_checkpoint(tmp_path: Path) -> Path:
+    """A tiny-preset checkpoint whose weights are all moved off their initial values (so its eps is
+    not zero), with the default model's sampler settings (reference, 3 steps, soft-exposure start,
+    3 trajectories)."""
+    from gsad.checkpoints import save_checkpoint
+    from gsad.config import SamplerConfig
+
+    path = tmp_path / "busy-tiny.safetensors"
+    save_checkpoint(path, _perturbed_tiny_model(), SamplerConfig(
+        sampler="reference", steps=3, beta_start=2e-3, beta_end=0.85, seed=3, start="soft-exposure", ensemble=3))
+    return path
+
+
 class _FullDisk(io.FileIO):
     """A raw file on a disk with ``room`` bytes left: writes take what fits, then fail with ENOSPC, as
     write(2) does (under Python's usual buffered file object)."""
@@ -127,6 +153,104 @@ def png_header_only():
 def _private_fastpath_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty fast-path cache (never the user's ~/.cache/gsad)."""
     monkeypatch.setenv("GSAD_CACHE_DIR", str(tmp_path_factory.mktemp("gsad-cache")))
+    # torch only unless a test offers the other engines itself (tests/runtime/test_engines.py): an
+    # ``auto`` probe that also exports and times ONNX Runtime and OpenVINO would make every run slower
+    monkeypatch.setenv("GSAD_ENGINE", "torch")
+
+
+# ------------------------------------------------------------------------------------------
+# files of the formats gsad[formats] reads, made in the test
+# ------------------------------------------------------------------------------------------
+
+#: Display P3 primaries (x, y) of red, green, blue; white D65.
+P3_PRIMARIES = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
+#: CIE XYZ (D65) -> linear sRGB: a DNG's ColorMatrix1 that makes the camera's RGB linear sRGB.
+_XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                         [0.0556434, -0.2040259, 1.0572252]])
+
+
+def _icc_xyz(v) -> bytes:
+    import struct
+
+    return b"XYZ \0\0\0\0" + struct.pack(">3i", *(round(c * 65536) for c in v))
+
+
+def rgb_profile(primaries=P3_PRIMARIES, white=(0.3127, 0.3290), transfer="srgb", name="gsad test RGB") -> bytes:
+    """A minimal ICC v2 matrix-shaper RGB profile: colorants adapted to D50 by Bradford; ``transfer``
+    "srgb" (the sRGB curve, as Display P3 has), "linear", or a gamma (2.2: Adobe RGB's)."""
+    import struct
+
+    def xyz(x, y):
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+
+    prims = np.array([xyz(*p) for p in primaries]).T
+    w = xyz(*white)
+    m = prims * np.linalg.solve(prims, w)
+    brad = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+    d50 = np.array([0.9642, 1.0, 0.8249])
+    m = np.linalg.inv(brad) @ np.diag((brad @ d50) / (brad @ w)) @ brad @ m
+    if transfer == "srgb":
+        params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+        trc = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + struct.pack(">5i", *(round(v * 65536) for v in params))
+    elif transfer == "linear":
+        trc = b"curv\0\0\0\0" + struct.pack(">I", 0)
+    else:
+        trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(transfer * 256)) + b"\0\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name.encode() + b"\0" * 80
+    tags = [(b"desc", desc), (b"cprt", b"text\0\0\0\0no copyright\0"), (b"wtpt", _icc_xyz(d50)),
+            (b"rXYZ", _icc_xyz(m[:, 0])), (b"gXYZ", _icc_xyz(m[:, 1])), (b"bXYZ", _icc_xyz(m[:, 2])),
+            (b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc)]
+    table, body, start = b"", b"", 128 + 4 + 12 * len(tags)
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += struct.pack(">4sII", sig, start + len(body), len(data))
+        body += data
+    header = struct.pack(">I4sI4s4s4s12s4s4sIII12s4s", start + len(body), b"lcms", 0x02100000, b"mntr", b"RGB ",
+                         b"XYZ ", bytes(12), b"acsp", b"APPL", 0, 0, 0, bytes(12), b"lcms")
+    header = (header + struct.pack(">3i", *(round(v * 65536) for v in d50)) + b"lcms" + bytes(44))[:128]
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def write_dng(path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0), white: int = 4095, black: int = 0,
+              orientation: int = 1) -> None:
+    """A Bayer (RGGB) CFA DNG of ``linear`` (``H x W x 3`` in [0, 1], H and W even) whose camera RGB is
+    linear sRGB (ColorMatrix1 = XYZ -> sRGB under D65), as-shot neutral ``neutral``."""
+    import tifffile
+
+    h, w, _ = linear.shape
+    cfa = np.empty((h, w))
+    cfa[0::2, 0::2], cfa[0::2, 1::2] = linear[0::2, 0::2, 0], linear[0::2, 1::2, 1]
+    cfa[1::2, 0::2], cfa[1::2, 1::2] = linear[1::2, 0::2, 1], linear[1::2, 1::2, 2]
+    data = np.round(black + cfa * (white - black)).astype(np.uint16)
+
+    def rationals(values):
+        return [v for x in np.ravel(values) for v in (int(round(x * 10000)), 10000)]
+
+    tags = [
+        (33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True),  # CFARepeatPatternDim, CFAPattern
+        (50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),  # DNG(Backward)Version
+        (50708, "s", 0, "gsad test camera", True), (271, "s", 0, "gsad", True), (272, "s", 0, "test camera", True),
+        (50714, "H", 1, (black,), True), (50717, "H", 1, (white,), True),  # BlackLevel, WhiteLevel
+        (50721, "2i", 9, rationals(_XYZ_TO_SRGB), True), (50778, "H", 1, (21,), True),  # ColorMatrix1, D65
+        (50728, "2I", 3, rationals(neutral), True), (274, "H", 1, (orientation,), True),  # AsShotNeutral
+    ]
+    tifffile.imwrite(path, data, photometric=32803, subfiletype=0, extratags=tags, metadata=None)
+
+
+@pytest.fixture()
+def formats():
+    """The writers of test files in formats gsad[formats] reads (skips when the extra is missing)."""
+    pytest.importorskip("rawpy")
+    pytest.importorskip("pillow_heif")
+    from types import SimpleNamespace
+
+    return SimpleNamespace(rgb_profile=rgb_profile, write_dng=write_dng, P3=P3_PRIMARIES)
+
+
+@pytest.fixture()
+def make_profile():
+    """:func:`rgb_profile`: ICC matrix-shaper profiles (Display P3 by default) made in the test."""
+    return rgb_profile
 
 
 def _make_clip(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int] = (64, 48),

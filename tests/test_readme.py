@@ -51,7 +51,7 @@ PIP = re.compile(r"^\s*(python3? -m )?pip3? install\b")
 #: Languages of the fenced blocks that are run.
 RUN_LANGUAGES = ("bash", "sh", "python")
 #: Files the README's commands read, copied into the working folder.
-INPUTS = ("src/gsad/resources",)
+INPUTS = ("src/gsad/resources", "examples")
 #: Flags whose value is a path the command writes.
 OUTPUT_FLAGS = ("-o", "--output", "--out", "--report", "--csv", "--outputs")
 #: At least this many blocks and commands must run.
@@ -161,7 +161,8 @@ def test_readme_blocks_run(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     for name in INPUTS:
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        skip = ("__pycache__",) if name == "examples" else ("__pycache__", "*.py")  # the package is installed
+        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns(*skip))
     blocks_run = commands_run = 0
     skipped = []
     for lang, text, heading, line in fenced_blocks(README):

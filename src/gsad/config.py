@@ -36,6 +36,11 @@ MIN_ALPHA_BAR = 1e-30
 #: Largest exposure change in stops (2**10: a thousand times the light either way).
 MAX_EXPOSURE = 10.0
 
+#: ``gsad enhance --raw-wb``: a camera RAW's white balance (gsad.imaging.raw).
+RAW_WB_NAMES = ("camera", "auto")
+#: ``gsad enhance --format``: the formats a folder run writes (suffix without the dot).
+OUTPUT_FORMATS = ("png", "jpg", "tif", "webp", "heic", "avif")
+
 #: Largest tile side of tiled inference (``tile`` is 0 for no tiling, or 1 to this).
 MAX_TILE = 65536
 
@@ -275,6 +280,11 @@ PRECISION_NAMES = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISION_NAMES)
 #: Largest mean difference from fp32 (levels of 255) that ``precision="auto"`` accepts.
 TOLERANCE_LEVELS = 1.0
+#: Engines the network can run on (gsad.runtime.engines): torch, and with ``gsad[fast]`` ONNX Runtime
+#: and OpenVINO.
+ENGINE_NAMES = ("torch", "onnxruntime", "openvino")
+#: Values of the ``engine`` option: ``auto`` (gsad.runtime.fastpath chooses among the installed ones) plus each.
+ENGINE_CHOICES = ("auto", *ENGINE_NAMES)
 
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")

@@ -504,3 +504,23 @@ def test_folder_walk_takes_every_file_pillow_reads_back(tmp_path):
     for name in ("notes.txt", "data.h5", "clip.mpg", "doc.pdf", "raw.dng.xmp"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == sorted(written)
+
+
+def test_without_pillow_heif_the_error_names_the_extra(tmp_path, monkeypatch):
+    import builtins
+
+    from PIL import Image as PILImage
+
+    path = tmp_path / "a.heic"
+    path.write_bytes(b"x" * 64)
+    monkeypatch.delitem(PILImage.OPEN, "HEIF", raising=False)
+    real_import = builtins.__import__
+
+    def no_heif(name, *args, **kwargs):
+        if name.startswith("pillow_heif"):
+            raise ImportError("No module named 'pillow_heif'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_heif)
+    with pytest.raises(InputError, match=r'a.heic: HEIF images need pip install "gsad\[formats\]"'):
+        read_image(path)

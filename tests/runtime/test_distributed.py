@@ -88,8 +88,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, monkeypatc
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = main(["train", "--data", str(data), "--out", str(tmp_path / "one"), "--max-steps", "2", "--device", "cpu",
-                     "--batch-size", "4", "--crop", "32", "--log-every", "1"])
+        code = main(["train", "--data", str(data), "--out", str(tmp_path / "one"), "--max-steps", "2",
+                     "--device", "cpu", "--batch-size", "4", "--crop", "32", "--log-every", "1"])
     finally:
         torch.set_num_threads(threads)
     assert code == 0

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune-schedule": ("tune_schedule",
                       "search the test schedule for the best validation PSNR (or SSIM); store it in the checkpoint"),
     "evaluate": ("evaluate", "score a model or another method's outputs on paired data (plain and GT-mean)"),
+    "export": ("export", "write a model's network as ONNX for other runtimes (needs gsad[export])"),
     "train": ("train", "train a GSAD model: stage 1 (uncertainty) or stage 2 (gsad)"),
     "demo": ("demo", "serve a local web page to enhance photos and compare before and after (needs gsad[demo])"),
 }

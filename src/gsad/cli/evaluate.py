@@ -118,7 +118,8 @@ def _model_predictor(args: argparse.Namespace, pairs: list, layout: str) -> Call
     from gsad.runtime.distributed import process_group
 
     with process_group(args.device) as ctx:
-        enhancer = shared_enhancer(ctx, args.checkpoint, evaluation_precision(args.precision, args.checkpoint))
+        precision = evaluation_precision(args.precision, args.checkpoint)
+        enhancer = shared_enhancer(ctx, args.checkpoint, precision, args.engine)
         if ctx.is_main:
             options.report_path(enhancer, args)
         settings = enhancer.settings(**options.sampler_overrides(args))

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from gsad.config import (
+    ENGINE_CHOICES,
     MAX_ENSEMBLE,
     MAX_PIXELS,
     MAX_STEPS,
@@ -154,6 +155,12 @@ def add_speed_options(parser: argparse.ArgumentParser, evaluate: bool = False) -
                              f"whose output stays within {TOLERANCE_LEVELS:g} level of 255 (mean) of fp32, from the "
                              f"hardware and a short probe cached per machine{exact}; fp32 (exact, reproduces the "
                              "reference code), bf16 (CPUs with avx512_bf16/amx_bf16, GPUs), fp16 (GPUs)")
+    parser.add_argument("--engine", choices=ENGINE_CHOICES, default=None,
+                        help="what runs the network: auto (default, or $GSAD_ENGINE): with --precision auto, the "
+                             "fastest of torch and, where pip install \"gsad[fast]\" installed them, ONNX Runtime "
+                             "and OpenVINO on the CPU (timed once per machine; the first run also exports the "
+                             "network to ONNX, kept in the cache folder), else torch; torch: torch only (what gsad "
+                             "does without the extra); onnxruntime (fp32) or openvino (fp32, bf16): that engine")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say which network path (precision, Winograd, layout) was taken and why")
 

@@ -22,11 +22,10 @@ from gsad.checkpoints import load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
 from gsad.enhance.detail import restore_detail
 from gsad.enhance.trajectories import run_ensemble
-from gsad.errors import ModelOutputError
+from gsad.errors import InputError, ModelOutputError
 from gsad.imaging.exposure import adjust_exposure
 from gsad.imaging.io import as_array
-from gsad.imaging.tensors import from_model, to_model
-from gsad.network.inference_net import InferenceNet
+from gsad.imaging.tensors import from_model, from_model_unit, to_model
 from gsad.network.unet import UNet
 from gsad.runtime import fastpath
 from gsad.runtime.devices import resolve_device
@@ -59,7 +58,10 @@ class Enhancer:
     reference code), "bf16" or "fp16" (CUDA only) run as asked. ``winograd`` runs large 3x3
     convolutions through NNPACK on the CPU (outputs equal up to float rounding);
     ``channels_last`` sets the layout; None (default) lets "auto" choose them, and otherwise
-    means Winograd on and channels-last on CUDA only. :attr:`fast_path` says what was taken.
+    means Winograd on and channels-last on CUDA only. ``engine`` (None: ``$GSAD_ENGINE`` or
+    "auto"): "auto" lets an "auto" precision also try ONNX Runtime and OpenVINO where
+    ``gsad[fast]`` is installed; "torch", "onnxruntime" or "openvino" runs that engine
+    (:mod:`gsad.runtime.engines`). :attr:`fast_path` says what was taken.
     """
 
     def __init__(
@@ -70,10 +72,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> None:
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         model, sampler, meta = load_checkpoint(path)
-        self._setup(model, sampler, device, precision, winograd, channels_last)
+        self._setup(model, sampler, device, precision, winograd, channels_last, engine)
         self.checkpoint = path
         self.metadata = meta
 
@@ -86,9 +89,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> Enhancer:
         """Load ``path`` (gsad safetensors, run directory or reference ``.pth``); speed options: see the class."""
-        return cls(path, device=device, precision=precision, winograd=winograd, channels_last=channels_last)
+        return cls(path, device=device, precision=precision, winograd=winograd, channels_last=channels_last,
+                   engine=engine)
 
     @classmethod
     def from_model(
@@ -100,10 +105,11 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> Enhancer:
         """Wrap an in-memory U-Net (e.g. during training or in tests)."""
         self = cls.__new__(cls)
-        self._setup(model, sampler or SamplerConfig(), device, precision, winograd, channels_last)
+        self._setup(model, sampler or SamplerConfig(), device, precision, winograd, channels_last, engine)
         self.checkpoint = None
         self.metadata = {}
         return self
@@ -116,16 +122,17 @@ class Enhancer:
         precision: str = "auto",
         winograd: bool | None = None,
         channels_last: bool | None = None,
+        engine: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.sampler = sampler
         #: How the network runs here and why (:class:`gsad.runtime.fastpath.Choice`; ``.describe()`` for logs).
-        self.fast_path = fastpath.choose(self.model, self.device, precision, winograd, channels_last)
+        self.fast_path = fastpath.choose(self.model, self.device, precision, winograd, channels_last, engine)
         log.info("network path: %s", self.fast_path.describe())
-        path = self.fast_path.path
-        #: The network as the samplers run it (same weights as ``self.model``).
-        self.net = InferenceNet(self.model, path.precision, path.channels_last, path.winograd)
+        #: The network as the samplers run it (same weights as ``self.model``): an
+        #: :class:`~gsad.network.inference_net.InferenceNet`, or another engine's net.
+        self.net = fastpath.build_net(self.model, self.fast_path.path)
 
     def settings(self, base: SamplerConfig | None = None, **overrides: object) -> SamplerConfig:
         """``base`` (default: the checkpoint's sampler defaults) with the non-None ``overrides``
@@ -183,6 +190,7 @@ class Enhancer:
         tile: int | None = None,
         exposure: float = 0.0,
         callback: Callable[[int, int], None] | None = None,
+        as_float: bool = False,
     ) -> np.ndarray | Image.Image:
         """Enhance one image; returns the same kind (uint8 ``H x W x 3`` array or PIL image), same size.
 
@@ -192,7 +200,10 @@ class Enhancer:
         ``gsad.enhance.tiling.AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
         side N (bounded memory for any size). ``exposure``: stops of brightness added to (or,
         negative, taken from) the model's result, within +-``MAX_EXPOSURE`` (gsad.config).
-        ``callback(step, total)`` reports progress. Out-of-range or non-integer options raise
+        ``callback(step, total)`` reports progress. A float ``H x W x 3`` array is taken as sRGB in
+        [0, 1] (a 16-bit or RAW source; values outside clipped) and gives a float32 array in [0, 1];
+        ``as_float`` gives that for any input: the model's output unrounded, for 16-bit files.
+        Out-of-range or non-integer options raise
         :class:`~gsad.errors.ConfigError`; a non-finite network output raises
         :class:`~gsad.errors.ModelOutputError` (never a black image).
         """
@@ -203,7 +214,12 @@ class Enhancer:
         exposure = check_exposure(exposure)
         if tile is not None:
             tile = check_int(tile, "tile", 0, MAX_TILE)
-        pixels = as_array(image)
-        out = from_model(self.enhance_tensor(to_model(pixels), settings, callback, tile))
-        out = adjust_exposure(out, exposure)
+        floats = isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating)
+        pixels = image if floats else as_array(image)
+        if floats and (image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1):
+            raise InputError(f"expected an H x W x 3 image array, got shape {tuple(image.shape)}")
+        enhanced = self.enhance_tensor(to_model(pixels), settings, callback, tile)
+        if floats or as_float:
+            return adjust_exposure(from_model_unit(enhanced), exposure)
+        out = adjust_exposure(from_model(enhanced), exposure)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out

@@ -18,13 +18,15 @@ def plan_outputs(
     overwrite: bool,
     report: Callable[[str], None],
     checkpoint: str | None = None,
+    fmt: str = "png",
 ) -> list[tuple[Path, Path]]:
     """(source, destination) pairs for ``gsad enhance``, every destination checked before any work.
 
     Problems are reported and the image skipped: a destination that is one of the run's inputs
     (any input image, or the checkpoint; after resolving links and case) is refused even with
     ``overwrite``, as is a destination two inputs map to; an existing one needs ``overwrite``;
-    an output folder that cannot be made or written refuses the whole run.
+    an output folder that cannot be made or written refuses the whole run. A folder output keeps
+    each input's name with the suffix ``fmt`` (``--format``).
     """
     sources: list[Path] = []
     folder_input = False
@@ -60,7 +62,7 @@ def plan_outputs(
     outputs = OutputPlan(run_inputs)
     plan: list[tuple[Path, Path]] = []
     for src in sources:
-        dst = out / f"{src.stem}.png" if to_folder else out
+        dst = out / f"{src.stem}.{fmt}" if to_folder else out
         try:
             plan.append((src, outputs.check(dst, overwrite, source=src)))
         except InputError as exc:

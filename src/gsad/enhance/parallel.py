@@ -73,17 +73,19 @@ def gather(ctx: Context, obj: T) -> list[T] | None:
     return box
 
 
-def shared_enhancer(ctx: Context, checkpoint: str | os.PathLike | None, precision: str = "auto") -> Enhancer:
-    """An :class:`~gsad.enhance.enhancer.Enhancer` on this rank's device, running the network path that rank
-    0 chose (so that an ``auto`` probe on each rank cannot choose differently)."""
+def shared_enhancer(
+    ctx: Context, checkpoint: str | os.PathLike | None, precision: str = "auto", engine: str | None = None
+) -> Enhancer:
+    """An :class:`~gsad.enhance.enhancer.Enhancer` on this rank's device, running the network path (precision,
+    engine) that rank 0 chose (so that an ``auto`` probe on each rank cannot choose differently)."""
     from gsad.enhance.enhancer import Enhancer
 
     if not ctx.distributed:
-        return Enhancer(checkpoint, device=ctx.device, precision=precision)
+        return Enhancer(checkpoint, device=ctx.device, precision=precision, engine=engine)
     main: list[Enhancer] = []
 
     def load() -> object:
-        main.append(Enhancer(checkpoint, device=ctx.device, precision=precision))
+        main.append(Enhancer(checkpoint, device=ctx.device, precision=precision, engine=engine))
         return main[0].fast_path
 
     choice = on_main(ctx, load)
@@ -92,7 +94,7 @@ def shared_enhancer(ctx: Context, checkpoint: str | os.PathLike | None, precisio
         try:
             path = choice.path
             main.append(Enhancer(checkpoint, device=ctx.device, precision=path.precision, winograd=path.winograd,
-                                 channels_last=path.channels_last))
+                                 channels_last=path.channels_last, engine=path.engine))
             main[0].fast_path = choice
         except GsadError as exc:
             error = exc

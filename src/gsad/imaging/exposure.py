@@ -104,13 +104,16 @@ def soft_auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
 
 
 def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
-    """Brighten (ev > 0) or darken (ev < 0) an ``H x W x 3`` uint8 image by ``ev`` stops.
+    """Brighten (ev > 0) or darken (ev < 0) an ``H x W x 3`` uint8 (or float [0, 1]) image by ``ev`` stops.
 
     Multiplies linear light by 2**ev (sRGB decoded, scaled, clipped, re-encoded, rounded),
     as a camera's exposure compensation does; ``ev = 0`` returns the image unchanged.
     """
     if ev == 0:
         return image
+    if np.issubdtype(image.dtype, np.floating):  # float [0, 1] pixels (16-bit outputs): not rounded
+        linear = srgb_to_linear(np.clip(image, 0.0, 1.0))
+        return linear_to_srgb(linear * 2.0**ev).astype(np.float32)
     return _encode(_decode(image) * 2.0**ev)
 
 

@@ -1,11 +1,10 @@
-"""Image files and the one place where pixels become tensors and back.
+"""Image files as uint8 sRGB arrays: listing them, reading with the size guard, writing atomically.
 
-Conventions (see the README):
-
-* files and metrics: ``uint8`` arrays of shape ``H x W x 3`` (RGB) or float ``[0, 1]``;
-* network, samplers, losses: float32 tensors ``N x 3 x H x W`` in ``[-1, 1]``.
-
-``to_model`` / ``from_model`` are the only conversions between the two.
+:func:`read_image` / :func:`write_image` are what evaluation, training, the data tools and the demo
+use: ``H x W x 3`` uint8 RGB, upright, in sRGB (a colour profile converted by littleCMS), any size
+limit checked from the header before decoding. Files with their depth, profile and metadata
+(``gsad enhance``) are :mod:`gsad.imaging.pictures`; the metadata itself :mod:`gsad.imaging.metadata`;
+pixels to tensors :mod:`gsad.imaging.tensors`.
 """
 
 from __future__ import annotations
@@ -27,13 +26,17 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 from gsad.config import MAX_PIXELS
 from gsad.errors import InputError
 from gsad.files import write_output
+from gsad.imaging.raw import FORMATS_HINT, RAW_SUFFIXES, is_raw_file, raw_size, read_raw
 
 #: Pillow's own bomb check is a process-wide setting; it is lifted (under this lock) while a
 #: file is opened, because :func:`read_image` applies its own limit from the header.
-_PILLOW_LIMIT_LOCK = threading.Lock()
+PILLOW_LIMIT_LOCK = threading.Lock()
 
 #: Output suffixes: the formats :func:`write_image` (and ``gsad enhance -o``) writes.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif", ".avif")
+
+#: Suffixes of HEIF files, read and written through pillow-heif (the ``gsad[formats]`` extra).
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
 
 #: Formats Pillow registers an opener for but cannot decode: it only identifies MPEG video.
 _IDENTIFY_ONLY = frozenset({"MPEG"})
@@ -45,7 +48,9 @@ def readable_suffixes() -> frozenset[str]:
 
     Pillow's registered extensions whose format it can open, less the formats it only
     identifies (stub plugins such as HDF5, GRIB, BUFR and WMF, and MPEG) and EPS/PS when
-    Ghostscript is missing; ``.mpo`` is read by the JPEG plugin. This is the one rule for input
+    Ghostscript is missing; ``.mpo`` is read by the JPEG plugin. HEIF (:data:`HEIF_SUFFIXES`)
+    and camera RAW (:data:`~gsad.imaging.raw.RAW_SUFFIXES`) files are always taken: without the
+    ``gsad[formats]`` extra, reading one says what to install. This is the one rule for input
     files: a folder walk (:func:`list_images`) takes exactly the files with these suffixes.
     """
     from PIL import EpsImagePlugin
@@ -61,7 +66,7 @@ def readable_suffixes() -> frozenset[str]:
         if fmt == "EPS" and not EpsImagePlugin.has_ghostscript():
             continue
         suffixes.add(suffix.lower())
-    return frozenset(suffixes)
+    return frozenset(suffixes | HEIF_SUFFIXES | RAW_SUFFIXES)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -158,17 +163,17 @@ _WHITE_TAGS = (341, 281)
 _SIXTEEN_BIT_AS_I = frozenset({"PNG", "PPM"})
 
 
-def _first(value):
+def first_value(value):
     return value[0] if isinstance(value, tuple) and value else value
 
 
-def _white_level(img: Image.Image, name: str) -> float:
+def white_level(img: Image.Image, name: str) -> float:
     """The sample value that means white, for the integer and float modes (see :func:`read_image`)."""
     tags = getattr(img, "tag_v2", None)
     if tags is not None:
         for tag in _WHITE_TAGS:
             try:
-                stated = float(_first(tags.get(tag)))
+                stated = float(first_value(tags.get(tag)))
             except (TypeError, ValueError):
                 continue
             if math.isfinite(stated) and stated > 0:
@@ -178,7 +183,7 @@ def _white_level(img: Image.Image, name: str) -> float:
     if img.mode.startswith("I;16") or img.format in _SIXTEEN_BIT_AS_I:
         return 65535.0
     if tags is not None:  # a TIFF of 16 bits or fewer that Pillow widened to mode "I"
-        bits, signed = _first(tags.get(258)), _first(tags.get(339)) == 2
+        bits, signed = first_value(tags.get(258)), first_value(tags.get(339)) == 2
         if isinstance(bits, int) and 0 < bits <= 16:
             return float(2 ** (bits - signed) - 1)
     raise InputError(
@@ -188,7 +193,7 @@ def _white_level(img: Image.Image, name: str) -> float:
 
 
 @functools.cache
-def _srgb_profile() -> ImageCms.ImageCmsProfile:
+def srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -197,7 +202,7 @@ def srgb_icc_bytes() -> bytes:
     """The sRGB ICC profile :func:`write_image` embeds: littleCMS's built-in sRGB ("sRGB
     built-in", IEC 61966-2.1 primaries and curve), with its creation date fixed so that one
     image always gives the same file."""
-    data = bytearray(_srgb_profile().tobytes())
+    data = bytearray(srgb_profile().tobytes())
     data[24:36] = bytes.fromhex("07e9 0001 0001 0000 0000 0000")  # 2025-01-01 00:00:00
     return bytes(data)
 
@@ -223,7 +228,7 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
         img = img.convert(_PROFILE_MODES[space])
     try:
         return ImageCms.profileToProfile(
-            img, source, _srgb_profile(), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            img, source, srgb_profile(), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
             outputMode="RGB", flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
         )
     except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
@@ -252,8 +257,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if is_raw_file(path):
+        return raw_size(path)
+    register_plugins(path)
     try:
-        with quiet_native_stderr(), _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        with quiet_native_stderr(), PILLOW_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
@@ -265,6 +273,17 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from None
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    return path
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
@@ -286,22 +305,22 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
       refused: no convention tells where white lies in 32 bits;
     * NaN or infinite samples are refused.
 
+    Camera RAW files are developed by :func:`gsad.imaging.raw.read_raw` (camera white balance)
+    and rounded to 8 bits; HEIF files are read through pillow-heif.
+
     Raises :class:`InputError` naming the file when it is missing, empty, truncated or not an
     image, when its header claims more than ``max_pixels`` pixels (None: no limit; checked
     before anything is decoded), or for the pixel values refused above. A C decoder's own
     messages (libtiff's) are silenced while the file is decoded (:func:`quiet_native_stderr`):
     the one line is gsad's.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    path = check_file(path)
+    if is_raw_file(path):
+        return quantize(read_raw(path, max_pixels), 8)
+    register_plugins(path)
     try:
         with quiet_native_stderr():
-            with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+            with PILLOW_LIMIT_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
                 try:
@@ -316,7 +335,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
                         f"{max_pixels / 1e6:g} megapixels (use --max-megapixels to raise it)"
                     )
                 img.load()
-                white = _white_level(img, str(path)) if img.mode in ("I", "F") or img.mode.startswith("I;16") else None
+                white = white_level(img, str(path)) if img.mode in ("I", "F") or img.mode.startswith("I;16") else None
                 return _to_rgb8(ImageOps.exif_transpose(img), str(path), white)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
@@ -331,7 +350,7 @@ def as_array(image: np.ndarray | Image.Image) -> np.ndarray:
     """
     if isinstance(image, Image.Image):
         deep = image.mode in ("I", "F") or image.mode.startswith("I;16")
-        white = _white_level(image, "image") if deep else None
+        white = white_level(image, "image") if deep else None
         return _to_rgb8(ImageOps.exif_transpose(image), "image", white)
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
@@ -346,14 +365,24 @@ def as_array(image: np.ndarray | Image.Image) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
+def quantize(pixels: np.ndarray, bits: int) -> np.ndarray:
+    """Float ``[0, 1]`` (values outside clipped) or uint8 pixels -> uint8 (``bits`` 8) or uint16 (16),
+    white to 255 or 65535, rounded to nearest."""
+    if pixels.dtype == np.uint8 and bits == 8:
+        return pixels
+    top = 255.0 if bits == 8 else 65535.0
+    unit = pixels / 255.0 if pixels.dtype == np.uint8 else pixels
+    return np.round(np.clip(unit, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
 #: Formats whose files carry the sRGB profile :func:`write_image` embeds (the others cannot).
-_PROFILE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "TIFF"})
+PROFILE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"})
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
     """Write an ``H x W x 3`` uint8 sRGB array atomically (temporary file, then ``os.replace``).
 
-    The format follows the suffix (:data:`IMAGE_SUFFIXES`). PNG, JPEG, WebP and TIFF files
+    The format follows the suffix (:data:`IMAGE_SUFFIXES`). PNG, JPEG, WebP, TIFF, HEIF and AVIF files
     carry an sRGB ICC profile (:func:`srgb_icc_bytes`), so the output's colours are stated;
     BMP and PNM cannot hold one (their pixels are sRGB all the same). Refuses to replace an
     existing file unless ``overwrite``; every failure is one :class:`InputError` line
@@ -362,8 +391,33 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     path = Path(path)
     if not is_output_image_file(path):
         raise InputError(f"{path}: unknown output image format {path.suffix!r}")
+    register_plugins(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    params = {"icc_profile": srgb_icc_bytes()} if fmt in _PROFILE_FORMATS else {}
+    params = {"icc_profile": srgb_icc_bytes()} if fmt in PROFILE_FORMATS else {}
     return write_output(
         path, lambda tmp: Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt, **params), overwrite
     )
+
+
+# ------------------------------------------------------------------------------------------
+# HEIF, depth, colour and metadata: what ``gsad enhance`` reads and writes
+# ------------------------------------------------------------------------------------------
+
+
+def register_plugins(path: Path) -> None:
+    """Register pillow-heif's HEIF opener and saver when ``path`` is a HEIF file (first use only);
+    :class:`InputError` saying what to install when pillow-heif is missing."""
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        _register_heif(path)
+
+
+def _register_heif(path: Path) -> None:
+    if "HEIF" in Image.OPEN:
+        return
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        raise InputError(f"{path}: HEIF images need {FORMATS_HINT}") from None
+    register_heif_opener()
+
+

@@ -13,7 +13,14 @@ import torch
 
 
 def to_model(image: np.ndarray) -> torch.Tensor:
-    """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float32 tensor in [-1, 1] (x / 127.5 - 1)."""
+    """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float32 tensor in [-1, 1] (x / 127.5 - 1).
+
+    A float array (16-bit and RAW sources, :class:`gsad.imaging.pictures.Picture`) is taken as [0, 1],
+    values outside clipped: 2 x - 1.
+    """
+    if np.issubdtype(np.asarray(image).dtype, np.floating):
+        unit = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1).unsqueeze(0) * 2.0 - 1.0
     pixels = np.ascontiguousarray(image)
     if not pixels.flags.writeable:  # e.g. np.asarray(pil_image): torch would warn about sharing it
         pixels = pixels.copy()
@@ -34,6 +41,17 @@ def from_model(x: torch.Tensor) -> np.ndarray:
     x01 = ((x.detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
     return (x01 * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
+
+
+def from_model_unit(x: torch.Tensor) -> np.ndarray:
+    """``1 x 3 x H x W`` (or ``3 x H x W``) tensor in [-1, 1] -> ``H x W x 3`` float32 in [0, 1]
+    ((x + 1) / 2, clamped), not rounded: what 16-bit outputs are quantized from."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"from_model_unit takes one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    x01 = ((x.detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
+    return x01.permute(1, 2, 0).contiguous().numpy()
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:

@@ -30,6 +30,17 @@
    ``$XDG_CACHE_HOME/gsad``, else ``~/.cache/gsad``), like cuDNN's benchmark mode but kept
    across runs. The fidelity check ran on the weights of the first model of that shape.
 
+**Engines** (:mod:`gsad.runtime.engines`): where ``pip install "gsad[fast]"`` installed ONNX
+Runtime and OpenVINO, the CPU candidates also include ``onnxruntime fp32``, ``openvino fp32`` and,
+on a CPU with native bf16, ``openvino bf16``. Then the hardware settles nothing: every candidate
+that passes the fidelity check (each engine path is checked like a lower precision) is timed,
+and the choice weighs what one image costs, :data:`RUN_FORWARDS` forwards at
+:data:`RUN_PIXELS` pixels (the probe's forward time scaled by pixel count) plus the engine's
+set-up (its session or compilation for a new input shape, timed in the probe; the exported
+graph is cached on disk, so only the first run ever pays the export). ``engine`` (the
+``--engine`` option, default ``$GSAD_ENGINE`` or ``auto``) limits the candidates to one engine;
+``torch`` gives exactly what gsad does without the extra.
+
 Explicit ``"fp32"``, ``"bf16"`` or ``"fp16"`` run as asked (fp32 with Winograd on, and
 channels-last on CUDA only, unless told otherwise): ``fp32`` is the path for bit-level work
 and for reproducing the reference code's outputs.
@@ -50,7 +61,7 @@ from pathlib import Path
 
 import torch
 
-from gsad.config import PRECISION_CHOICES, TOLERANCE_LEVELS, NetworkConfig
+from gsad.config import ENGINE_CHOICES, PRECISION_CHOICES, TOLERANCE_LEVELS, NetworkConfig
 from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import initial_state, sample_reference
 from gsad.diffusion.schedules import Schedule
@@ -60,6 +71,8 @@ from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.layers import nnpack_available
 from gsad.network.unet import UNet
 from gsad.runtime.cpu import CPU_FLAGS, cpu_flags, machine, native_bf16
+from gsad.runtime.engines import ENGINES, available_engines, engine_net, require
+from gsad.runtime.engines import PRECISIONS as ENGINE_PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +87,11 @@ PROBE_SCHEDULE = (2e-3, 0.9)
 PROBE_SEED = 0
 #: Name of the cache file inside :func:`cache_dir`.
 CACHE_FILE = "fastpath.json"
+#: What one image costs in the choice among engines: the default sampler's forwards (3 steps x 3
+#: trajectories) on the sample photo's pixels (384 x 256), plus the engine's set-up.
+RUN_FORWARDS, RUN_PIXELS = 9, 384 * 256
+#: Environment variable giving the default of ``engine``.
+ENGINE_ENV = "GSAD_ENGINE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +101,13 @@ class FastPath:
     precision: str
     winograd: bool
     channels_last: bool
+    engine: str = "torch"
 
     @property
     def label(self) -> str:
-        """Short name, e.g. ``"bf16 channels-last"`` or ``"fp32 Winograd"``."""
+        """Short name, e.g. ``"bf16 channels-last"``, ``"fp32 Winograd NCHW"`` or ``"openvino bf16"``."""
+        if self.engine != "torch":
+            return f"{self.engine} {self.precision}"
         parts = [self.precision]
         if self.winograd and self.precision == "fp32":
             parts.append("Winograd")
@@ -103,6 +124,7 @@ class Choice:
     detail: str = ""
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     levels: dict[str, float] = dataclasses.field(default_factory=dict)
+    setup: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def describe(self) -> str:
         """One line for ``--verbose`` output and benchmarks."""
@@ -110,7 +132,18 @@ class Choice:
         return text + (f": {self.detail})" if self.detail else ")")
 
 
-# ------------------------------------------------------------------------------------------
+def default_engine() -> str:
+    """``$GSAD_ENGINE`` when it names an engine choice, else ``auto``."""
+    value = os.environ.get(ENGINE_ENV, "auto")
+    return value if value in ENGINE_CHOICES else "auto"
+
+
+def build_net(model: UNet, path: FastPath):
+    """The network as ``path`` runs it: an :class:`InferenceNet`, or an engine's net
+    (:func:`gsad.runtime.engines.engine_net`, graphs kept under :func:`cache_dir`)."""
+    if path.engine == "torch":
+        return InferenceNet(model, path.precision, path.channels_last, path.winograd)
+    return engine_net(model, path.engine, path.precision, cache_dir() / "onnx")
 
 
 # ------------------------------------------------------------------------------------------
@@ -123,14 +156,20 @@ def candidates(
     winograd: bool | None = None,
     channels_last: bool | None = None,
     flags: frozenset[str] | None = None,
+    engines: tuple[str, ...] = (),
 ) -> list[FastPath]:
     """The paths worth trying on ``device`` (fp32 first); ``winograd`` / ``channels_last``, when
-    given, are fixed. ``flags`` defaults to this CPU's."""
+    given, are fixed (to torch paths). ``flags`` defaults to this CPU's. ``engines``: the other
+    engines to offer on the CPU (:func:`gsad.runtime.engines.available_engines`)."""
     if device.type == "cpu":
         flags = cpu_flags() if flags is None else flags
         paths = [FastPath("fp32", w, False) for w in ((True, False) if nnpack_available() else (False,))]
         if native_bf16(flags):  # Winograd runs in fp32 only
             paths.append(FastPath("bf16", False, True))
+        if winograd is None and channels_last is None:
+            for engine in engines:
+                paths += [FastPath(p, False, False, engine) for p in ENGINE_PRECISIONS[engine]
+                          if p == "fp32" or (p == "bf16" and native_bf16(flags))]
     elif device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         paths = [FastPath("fp32", False, True)]
@@ -156,8 +195,11 @@ def hardware_choice(device: torch.device, paths: list[FastPath]) -> FastPath | N
     A CPU with native bf16 (avx512_bf16 / amx_bf16): bf16 channels-last, which measured 2.1x
     (Intel Xeon with AMX) and 2-4x (AMD EPYC Zen 5 with avx512_bf16) faster than fp32 on the
     paper's U-Net. None where only a timing can tell (Winograd against direct fp32
-    convolutions on other CPUs; fp32, fp16 and bf16 on CUDA).
+    convolutions on other CPUs; fp32, fp16 and bf16 on CUDA; every path where other engines
+    compete).
     """
+    if any(p.engine != "torch" for p in paths):
+        return None
     if device.type == "cpu":
         return next((p for p in paths if p.precision == "bf16"), None)
     return None
@@ -185,31 +227,50 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fidelity(model: UNet, cond: torch.Tensor, precisions: list[str]) -> dict[str, float]:
-    """Mean difference (levels of 255) of each precision's :data:`PROBE_STEPS`-step reference-sampler
-    output from fp32's, on ``cond``, same noise (drawn from the probe's own generator)."""
+def fidelity_key(path: FastPath) -> str:
+    """The key of ``path`` in :func:`fidelity`'s result: torch paths by precision, others by label."""
+    return path.precision if path.engine == "torch" else path.label
+
+
+def fidelity(model: UNet, cond: torch.Tensor, checks: list[str | FastPath]) -> dict[str, float]:
+    """Mean difference (levels of 255) of each check's :data:`PROBE_STEPS`-step reference-sampler
+    output from torch fp32's, on ``cond``, same noise (drawn from the probe's own generator).
+
+    A check is a torch precision (``"bf16"``) or a path of another engine; the result is keyed by
+    :func:`fidelity_key` (``"bf16"``, ``"onnxruntime fp32"``), with ``"fp32"`` (0) as well."""
     schedule = Schedule.linear(PROBE_STEPS, *PROBE_SCHEDULE)
     outputs = {}
     with one_thread():
-        for precision in ["fp32", *(p for p in precisions if p != "fp32")]:
-            net = InferenceNet(model, precision, channels_last=cond.device.type == "cuda" or precision == "bf16")
+        for check in ["fp32", *(c for c in checks if c != "fp32")]:
+            if isinstance(check, FastPath) and check.engine != "torch":
+                key, net = fidelity_key(check), build_net(model, check)
+            else:
+                key = check.precision if isinstance(check, FastPath) else check
+                net = InferenceNet(model, key, channels_last=cond.device.type == "cuda" or key == "bf16")
             net.precompute(schedule.sqrt_alpha_bar)
             generator = torch.Generator().manual_seed(PROBE_SEED)
             x = initial_state(tuple(cond.shape), schedule, generator, cond.device)
-            outputs[precision] = sample_reference(Denoiser(net, cond), x, schedule, generator)
+            outputs[key] = sample_reference(Denoiser(net, cond), x, schedule, generator)
     return {p: float((out - outputs["fp32"]).abs().mean()) * 127.5 for p, out in outputs.items()}
 
 
-def timing(model: UNet, cond: torch.Tensor, paths: list[FastPath], budget: float = 2.0) -> dict[str, float]:
+def timing(
+    model: UNet, cond: torch.Tensor, paths: list[FastPath], budget: float = 2.0, setup: dict[str, float] | None = None
+) -> dict[str, float]:
     """Seconds of one network forward per path: the fastest of interleaved rounds (at least 2, at
-    most 5, no new round after ``budget`` seconds), after one warm-up forward each."""
+    most 5, no new round after ``budget`` seconds), after one warm-up forward each.
+
+    ``setup``, when given, receives each other engine's set-up seconds: building its net
+    (session or compilation) and the warm-up forward, less one timed forward."""
     x = torch.cat([cond, torch.randn(cond.shape, generator=torch.Generator().manual_seed(PROBE_SEED)).to(cond)], 1)
     level = torch.full((1,), 0.5, device=cond.device)
-    nets = {}
+    nets, built = {}, {}
     for path in paths:
-        nets[path.label] = InferenceNet(model, path.precision, path.channels_last, path.winograd)
+        tick = time.perf_counter()
+        nets[path.label] = build_net(model, path)
         nets[path.label].precompute(level)
         nets[path.label](x, level)
+        built[path.label] = time.perf_counter() - tick
     seconds = {label: float("inf") for label in nets}
     started = time.perf_counter()
     for round_ in range(5):
@@ -221,6 +282,8 @@ def timing(model: UNet, cond: torch.Tensor, paths: list[FastPath], budget: float
             if cond.device.type == "cuda":
                 torch.cuda.synchronize(cond.device)
             seconds[label] = min(seconds[label], time.perf_counter() - tick)
+    if setup is not None:
+        setup.update({p.label: max(0.0, built[p.label] - seconds[p.label]) for p in paths if p.engine != "torch"})
     return seconds
 
 
@@ -229,10 +292,12 @@ def probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Choice:
     it, time the paths that pass (see the module docstring)."""
     started = time.perf_counter()
     with torch.inference_mode():
-        precisions = sorted({p.precision for p in paths} - {"fp32"})
+        checks = sorted({p.precision for p in paths if p.engine == "torch"} - {"fp32"})
+        checks += [p for p in paths if p.engine != "torch"]
         small = _probe_input(model, device, FIDELITY_SIZE)
-        levels = fidelity(model, small, precisions) if precisions else {}
-        ok = [p for p in paths if p.precision == "fp32" or levels[p.precision] <= TOLERANCE_LEVELS]
+        levels = fidelity(model, small, checks) if checks else {}
+        ok = [p for p in paths
+              if (p.engine == "torch" and p.precision == "fp32") or levels[fidelity_key(p)] <= TOLERANCE_LEVELS]
         diffs = ", ".join(f"{k} {v:.2f}" for k, v in levels.items() if k != "fp32")
         checked = (f"mean difference from fp32 on a {PROBE_STEPS}-step reference-sampler run at "
                    f"{small.shape[-1]}x{small.shape[-2]}: {diffs} levels of 255 (tolerance {TOLERANCE_LEVELS:g})"
@@ -243,14 +308,24 @@ def probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Choice:
             detail = f"{flags}; {checked}; {time.perf_counter() - started:.1f} s"
             return Choice(preferred, "hardware", detail, {}, levels)
         cond = _probe_input(model, device)
-        seconds = timing(model, cond, ok) if len(ok) > 1 else {}
-    fp32_best = min((seconds[p.label] for p in ok if p.precision == "fp32"), default=float("inf"))
-    best = min((p for p in ok if p.precision == "fp32" or seconds[p.label] * (1 + MIN_GAIN) <= fp32_best),
-               key=lambda p: seconds.get(p.label, 0.0))
+        setup: dict[str, float] = {}
+        if len(ok) < 2:
+            seconds = {}
+        elif any(p.engine != "torch" for p in ok):
+            seconds = timing(model, cond, ok, setup=setup)
+        else:
+            seconds = timing(model, cond, ok)
+    scale = RUN_FORWARDS * RUN_PIXELS / (cond.shape[-1] * cond.shape[-2])
+    cost = {label: s * scale + setup.get(label, 0.0) for label, s in seconds.items()}  # torch: no set-up
+    fp32_best = min((cost[p.label] for p in ok if p.precision == "fp32"), default=float("inf"))
+    best = min((p for p in ok if p.precision == "fp32" or cost[p.label] * (1 + MIN_GAIN) <= fp32_best),
+               key=lambda p: cost.get(p.label, 0.0))
     size = f"{cond.shape[-1]}x{cond.shape[-2]}"
     timed = f"s/forward at {size} " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
+    if setup:
+        timed += "; set-up s " + ", ".join(f"{k} {v:.2f}" for k, v in setup.items())
     detail = "; ".join(t for t in (timed if seconds else "", checked) if t)
-    return Choice(best, "probe", f"{detail}; {time.perf_counter() - started:.1f} s", seconds, levels)
+    return Choice(best, "probe", f"{detail}; {time.perf_counter() - started:.1f} s", seconds, levels, setup)
 
 
 def cache_dir() -> Path:
@@ -261,9 +336,12 @@ def cache_dir() -> Path:
     return Path(base) / "gsad"
 
 
-def cache_key(device: torch.device, config: NetworkConfig) -> str:
-    """Hash of :func:`machine`, the model shape and the probe's settings (a changed probe probes again)."""
-    settings = [PROBE_STEPS, PROBE_SIZE, FIDELITY_SIZE, PROBE_SCHEDULE, TOLERANCE_LEVELS, MIN_GAIN]
+def cache_key(device: torch.device, config: NetworkConfig, engines: tuple[str, ...] = ()) -> str:
+    """Hash of :func:`machine`, the model shape, the probe's settings (a changed probe probes again)
+    and the other ``engines`` offered (none: the key gsad has always used)."""
+    settings: list[object] = [PROBE_STEPS, PROBE_SIZE, FIDELITY_SIZE, PROBE_SCHEDULE, TOLERANCE_LEVELS, MIN_GAIN]
+    if engines:
+        settings.append({"engines": list(engines), "run": [RUN_FORWARDS, RUN_PIXELS]})
     text = json.dumps({"machine": machine(device), "model": dataclasses.asdict(config), "probe": settings},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -284,25 +362,28 @@ def _read_cache(path: Path, warn: bool = True) -> dict:
 def _from_entry(entry: object) -> Choice | None:
     try:
         path = FastPath(**entry["path"])
-        if path.precision not in PRECISIONS:
+        if path.precision not in PRECISIONS or path.engine not in ENGINES:
             return None
-        return Choice(path, "cache", entry.get("detail", ""), entry.get("seconds", {}), entry.get("levels", {}))
+        return Choice(path, "cache", entry.get("detail", ""), entry.get("seconds", {}), entry.get("levels", {}),
+                      entry.get("setup", {}))
     except (TypeError, KeyError, AttributeError):
         return None
 
 
 def cached_probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Choice:
-    """:func:`probe`, or its earlier result for this machine and model shape from the cache."""
+    """:func:`probe`, or its earlier result for this machine, model shape and engines from the cache."""
     file = cache_dir() / CACHE_FILE
-    key = cache_key(device, model.config)
+    key = cache_key(device, model.config, tuple(sorted({p.engine for p in paths} - {"torch"})))
     data = _read_cache(file)
     hit = _from_entry(data.get(key))
     if hit is not None and hit.path in paths:
         return dataclasses.replace(hit, detail=f"{file}; measured {data[key].get('date', '?')}: {hit.detail}")
     choice = probe(model, device, paths)
     data = _read_cache(file, warn=False)  # another process may have written meanwhile (warned above)
-    data[key] = {"path": dataclasses.asdict(choice.path), "detail": choice.detail, "seconds": choice.seconds,
+    path = {k: v for k, v in dataclasses.asdict(choice.path).items() if k != "engine" or v != "torch"}
+    data[key] = {"path": path, "detail": choice.detail, "seconds": choice.seconds,
                  "levels": choice.levels, "machine": machine(device),
+                 **({"setup": choice.setup} if choice.setup else {}),
                  "date": datetime.datetime.now().isoformat(timespec="seconds")}
     try:
         write_text_atomic(file, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -317,15 +398,33 @@ def choose(
     precision: str = "auto",
     winograd: bool | None = None,
     channels_last: bool | None = None,
+    engine: str | None = None,
 ) -> Choice:
     """The path for ``model`` on ``device``: as requested, or for ``"auto"`` by hardware, probe or cache.
 
     ``winograd`` / ``channels_last`` None: chosen too (``auto``) or the defaults (Winograd on,
-    channels-last on CUDA only). Raises :class:`ConfigError` for an unknown precision or fp16
-    on the CPU.
+    channels-last on CUDA only). ``engine`` (None: :func:`default_engine`): ``auto`` offers every
+    installed engine to an ``auto`` precision and runs torch for an explicit one; ``torch``,
+    ``onnxruntime`` or ``openvino`` runs that engine only (the others on the CPU only). Raises
+    :class:`ConfigError` for an unknown precision or engine, fp16 on the CPU, or a precision the
+    engine does not run, and :class:`~gsad.errors.DependencyError` for an engine not installed.
     """
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"precision: unknown precision {precision!r} (choose from {', '.join(PRECISION_CHOICES)})")
+    engine = default_engine() if engine is None else engine
+    if engine not in ENGINE_CHOICES:
+        raise ConfigError(f"engine: unknown engine {engine!r} (choose from {', '.join(ENGINE_CHOICES)})")
+    if engine not in ("auto", "torch"):
+        if device.type != "cpu":
+            raise ConfigError(f"engine: {engine} runs on the CPU here; on {device.type} gsad runs torch")
+        require(engine)
+        if precision != "auto":
+            if precision not in ENGINE_PRECISIONS[engine]:
+                raise ConfigError(f"engine: {engine} runs {', '.join(ENGINE_PRECISIONS[engine])}, not {precision}")
+            if precision == "bf16" and not native_bf16(cpu_flags()):
+                log.warning("precision bf16: this CPU has no avx512_bf16 or amx_bf16, so bf16 is emulated and slower "
+                            "than fp32")
+            return Choice(FastPath(precision, False, False, engine), "requested")
     if precision != "auto":
         if precision == "fp16" and device.type == "cpu":
             raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
@@ -335,7 +434,10 @@ def choose(
         path = FastPath(precision, device.type == "cpu" if winograd is None else winograd,  # NNPACK: CPU only
                         device.type == "cuda" if channels_last is None else channels_last)
         return Choice(path, "requested")
-    paths = candidates(device, winograd, channels_last)
+    offered = available_engines() if engine == "auto" else (engine,) if engine != "torch" else ()
+    paths = candidates(device, winograd, channels_last, engines=offered)
+    if engine not in ("auto", "torch"):
+        paths = [p for p in paths if p.engine == engine]
     if len(paths) == 1:
         flags = ", ".join(sorted(cpu_flags())) or "none of " + ", ".join(CPU_FLAGS)
         detail = f"the only candidate on {device.type}" + (f" (CPU flags: {flags})" if device.type == "cpu" else "")
