@@ -91,7 +91,7 @@ def test_without_pyav_one_line_names_the_extra(make_clip, tmp_path, monkeypatch,
     src = make_clip(tmp_path / "clip.mp4", seconds=0.2)
     monkeypatch.setitem(sys.modules, "av", None)
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *CPU]) == 1
-    assert "pip install 'gsad[video]'" in capsys.readouterr().err
+    assert 'pip install "gsad[video]"' in capsys.readouterr().err
 
 
 def test_a_video_goes_alone_and_only_rank_zero_works_on_it(make_clip, dark_image, tmp_path, capsys):

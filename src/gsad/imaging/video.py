@@ -62,7 +62,7 @@ def require_av() -> Any:
         import av
     except ImportError as exc:
         raise DependencyError(
-            f"video needs PyAV, which is not importable here ({exc}); install it with: pip install 'gsad[{EXTRA}]'"
+            f'video needs PyAV, which is not importable here ({exc}); install it with pip install "gsad[{EXTRA}]"'
         ) from None
     return av
 
