@@ -63,6 +63,8 @@ def test_input_never_replaced_and_bad_videos_give_one_line(tiny_checkpoint, make
     assert err.startswith("gsad: error: ") and "bad.mov" in err and err.count("\n") == 1
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.png"), *CPU]) == 1
     assert "video output" in capsys.readouterr().err
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--start-time", "9", *CPU]) == 1
+    assert "past the end of the video (0.5 s)" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
 
 

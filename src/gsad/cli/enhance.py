@@ -209,6 +209,9 @@ def _enhance_video(ctx: Context, src: Path, dst: Path, args: argparse.Namespace)
     from gsad.imaging.video import probe_video
 
     info = probe_video(src)  # a missing extra or an unreadable video is named before the model loads
+    if info.duration > 0 and args.start_time >= info.duration:
+        raise InputError(f"{src}: --start-time {args.start_time:g} s is past the end of the video "
+                         f"({info.duration:g} s)")
     enhancer = Enhancer(args.checkpoint, device=ctx.device, precision=args.precision, engine=args.engine)
     options.report_path(enhancer, args)
     settings = video_settings(enhancer, **options.sampler_overrides(args))
