@@ -422,8 +422,8 @@ def choose(
             if precision not in ENGINE_PRECISIONS[engine]:
                 raise ConfigError(f"engine: {engine} runs {', '.join(ENGINE_PRECISIONS[engine])}, not {precision}")
             if precision == "bf16" and not native_bf16(cpu_flags()):
-                log.warning("precision bf16: this CPU has no avx512_bf16 or amx_bf16, so bf16 is emulated and slower "
-                            "than fp32")
+                log.warning("precision bf16: this CPU has no avx512_bf16 or amx_bf16; OpenVINO runs the network in "
+                            "f32 here")
             return Choice(FastPath(precision, False, False, engine), "requested")
     if precision != "auto":
         if precision == "fp16" and device.type == "cpu":
