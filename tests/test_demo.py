@@ -757,6 +757,16 @@ def test_an_unreadable_video_names_the_upload(enhancer, tmp_path):
     assert str(err.value).startswith("holiday.mp4: unreadable or corrupt video") and str(tmp_path) not in str(err.value)
 
 
+def test_the_frame_limit_is_one_number(monkeypatch):
+    import gsad.cli.demo
+
+    assert gsad.cli.demo.MAX_VIDEO_FRAMES == gsad.demo.MAX_VIDEO_FRAMES
+    calls = []
+    monkeypatch.setattr(gsad.demo, "serve", lambda *args, **kwargs: calls.append(kwargs))
+    assert main(["demo", "--max-video-frames", "12"]) == 0
+    assert calls[0]["max_frames"] == 12
+
+
 def test_demo_refuses_a_frame_limit_below_one_in_one_line(capsys):
     assert main(["demo", "--max-video-frames", "0"]) == 2
     lines = capsys.readouterr().err.splitlines()
