@@ -227,6 +227,12 @@ def test_app_controls_default_to_the_checkpoints_settings(tiny_checkpoint, tmp_p
     assert parts["seed"].value == 123 and parts["ensemble"].value == 2 and parts["exposure"].value == 0.0
     assert parts["detail"].value == 0.6
     assert app._queue.max_size == QUEUE_SIZE
+    assert parts["format"].value == "png" and ".dng" in parts["file"].file_types and ".mp4" in parts["file"].file_types
+    api = app.get_api_info()  # one public endpoint: the page's other events (clearing a box, the player) are private
+    assert list(api["named_endpoints"]) == ["/enhance"] and not api["unnamed_endpoints"]
+    params = {p["parameter_name"]: p for p in api["named_endpoints"]["/enhance"]["parameters"]}
+    assert list(params)[-2:] == ["file", "output_format"]
+    assert params["file"]["parameter_default"] is None and params["output_format"]["parameter_default"] == "png"
 
 
 class GatedEnhancer:
