@@ -1,4 +1,9 @@
-"""``gsad demo``: a local web page to enhance a photo and compare it before and after.
+"""``gsad demo``: a local web page to enhance a photo or a short video and compare it before and after.
+
+It takes what ``gsad enhance`` reads (camera RAW, HEIC/HEIF, AVIF, 16-bit, wide-gamut photos through
+:func:`~gsad.imaging.pictures.read_picture`; videos through :func:`gsad.enhance.video.enhance_video`)
+and writes a photo's result in the format chosen (:data:`DOWNLOAD_FORMATS`) with its EXIF, a
+video's as MP4.
 
 Built with Gradio (the optional extra ``pip install "gsad[demo]"``), imported only when the
 app is built, so ``import gsad`` never needs it. The model is loaded once; requests go
@@ -12,7 +17,9 @@ Limits (a public page must not let one request, or a flood of uploads, take the 
 * photos of at most :data:`MAX_PIXELS` pixels (from the header), uploads of at most
   :data:`MAX_UPLOAD` each; the API's values are checked against the page's controls (steps up to
   :data:`MAX_STEPS`, exposure within :data:`EV_RANGE`, ensemble up to 8) and refused with one line;
-* work per request: megapixels x steps x ensemble at most :data:`MAX_WORK`;
+* videos of at most :data:`MAX_VIDEO_FRAMES` frames (from the header; one that does not say is
+  stopped at the limit), each frame within :data:`MAX_PIXELS`;
+* work per request: megapixels x steps x ensemble (x frames) at most :data:`MAX_WORK`;
 * everything the demo keeps (Gradio's uploads and cache, the results) lives in one private folder
   (``gsad-demo-*`` in the temporary folder) of at most :data:`MAX_STORE_FILES` files and
   :data:`MAX_STORE_BYTES` bytes (the oldest are removed first; the store can exceed it by the
