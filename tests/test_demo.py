@@ -227,6 +227,12 @@ def test_app_controls_default_to_the_checkpoints_settings(tiny_checkpoint, tmp_p
     assert parts["seed"].value == 123 and parts["ensemble"].value == 2 and parts["exposure"].value == 0.0
     assert parts["detail"].value == 0.6
     assert app._queue.max_size == QUEUE_SIZE
+    assert parts["format"].value == "png" and ".dng" in parts["file"].file_types and ".mp4" in parts["file"].file_types
+    api = app.get_api_info()  # one public endpoint: the page's other events (clearing a box, the player) are private
+    assert list(api["named_endpoints"]) == ["/enhance"] and not api["unnamed_endpoints"]
+    params = {p["parameter_name"]: p for p in api["named_endpoints"]["/enhance"]["parameters"]}
+    assert list(params)[-2:] == ["file", "output_format"]
+    assert params["file"]["parameter_default"] is None and params["output_format"]["parameter_default"] == "png"
 
 
 class GatedEnhancer:
@@ -596,3 +602,209 @@ def test_messages_show_the_cleaned_short_name(tmp_path):
         with pytest.raises(InputError) as err:
             read_upload({"path": str(tmp_path / "notes.txt"), "orig_name": sent})
         assert str(err.value) == f"{shown}: not an image file (Pillow cannot identify it)"
+
+
+# ----------------------------------------------------------------------------------------
+# the inputs and outputs of gsad enhance: RAW, HEIC, download formats, short videos
+# ----------------------------------------------------------------------------------------
+
+
+def _dark_scene() -> np.ndarray:
+    """A dark linear scene for a DNG (even sides, as the Bayer pattern needs)."""
+    y, x = np.mgrid[0:24, 0:32]
+    return np.stack([0.02 + 0.002 * x, 0.03 + 0.001 * y, np.full(x.shape, 0.02)], axis=2)
+
+
+def test_a_camera_raw_upload_is_developed_and_enhanced(enhancer, formats, tmp_path):
+    from gsad.imaging.pictures import read_picture
+
+    formats.write_dng(tmp_path / "upload.dng", _dark_scene())
+    payload = {"path": str(tmp_path / "upload.dng"), "orig_name": "night.DNG"}
+    before, after, path = enhance_upload(enhancer, payload, tmp_path / "out", steps=1)
+    picture = read_picture(tmp_path / "upload.dng")
+    assert picture.pixels.dtype == np.float32  # the RAW's 16-bit development, not an 8-bit copy
+    expected = enhancer.enhance(picture.pixels, steps=1)
+    np.testing.assert_array_equal(before, np.round(picture.pixels * 255).astype(np.uint8))
+    np.testing.assert_array_equal(after, np.round(expected * 255).astype(np.uint8))
+    assert path.name == "night_gsad.png"
+    with Image.open(path) as img:
+        assert (img.format, img.mode, img.size) == ("PNG", "RGB", (32, 24))
+    np.testing.assert_array_equal(read_image(path), after)
+    assert after.mean() > before.mean() + 20  # brighter
+
+
+def test_a_raw_upload_too_large_is_refused_from_its_header(formats, tmp_path):
+    formats.write_dng(tmp_path / "upload.dng", _dark_scene())
+    with pytest.raises(InputError) as err:
+        read_upload({"path": str(tmp_path / "upload.dng"), "orig_name": "big.dng"}, max_pixels=500)
+    assert str(err.value) == ("big.dng: too large for the demo (32 x 24 pixels, at most 0.0005 megapixels); "
+                              "use gsad enhance, which takes any size")
+
+
+def test_a_heic_upload_is_enhanced_with_its_exif(enhancer, formats, tmp_path, dark_image):
+    from gsad.imaging.pictures import read_picture, write_picture
+
+    exif = Image.Exif()
+    exif[0x010F] = "gsad test camera"  # Make
+    write_picture(tmp_path / "upload.heic", dark_image, exif=exif.tobytes())
+    payload = {"path": str(tmp_path / "upload.heic"), "orig_name": "phone.heic"}
+    before, after, path = enhance_upload(enhancer, payload, tmp_path / "out", steps=1, output_format="jpeg")
+    source = read_picture(tmp_path / "upload.heic").pixels
+    np.testing.assert_array_equal(before, source)
+    np.testing.assert_array_equal(after, enhancer.enhance(source, steps=1))
+    assert path.name == "phone_gsad.jpg"
+    with Image.open(path) as img:
+        assert img.getexif()[0x010F] == "gsad test camera"
+        assert img.getexif()[0x0131].startswith("gsad ")  # Software
+
+
+@pytest.mark.parametrize("choice", list(gsad.demo.DOWNLOAD_FORMATS))
+def test_each_download_format_is_a_file_pillow_reads(enhancer, formats, tmp_path, dark_image, choice):
+    from PIL import JpegImagePlugin
+
+    from gsad.imaging.io import register_plugins
+    from gsad.imaging.pictures import read_picture
+
+    _, suffix, bits = gsad.demo.DOWNLOAD_FORMATS[choice]
+    payload = _save(tmp_path / "in.png", dark_image)
+    _, after, path = enhance_upload(enhancer, payload, tmp_path / "out", steps=1, output_format=choice)
+    assert path.name == f"my in_gsad{suffix}"
+    register_plugins(path)
+    expected_format = {".png": "PNG", ".jpg": "JPEG", ".tif": "TIFF", ".webp": "WEBP", ".heic": "HEIF",
+                       ".avif": "AVIF"}[suffix]
+    with Image.open(path) as img:
+        assert (img.format, img.mode, img.size) == (expected_format, "RGB", (28, 20))
+        if img.format == "JPEG":
+            assert JpegImagePlugin.get_sampling(img) == 0  # 4:4:4
+    picture = read_picture(path)
+    assert picture.depth == bits
+    if choice == "png":
+        np.testing.assert_array_equal(picture.pixels, after)
+    elif bits == 16:  # the model's unrounded result, in 16 bits; the preview is its 8-bit rounding
+        assert np.abs(np.round(picture.pixels * 255) - after).max() <= 1
+        assert len(np.unique(np.round(picture.pixels * 65535) % 257)) > 1  # not 8-bit values widened
+
+
+def test_png_stays_the_default_and_an_unknown_format_is_one_line(enhancer, tmp_path, dark_image):
+    payload = _save(tmp_path / "in.png", dark_image)
+    for value in (None, "png"):
+        path = enhance_upload(enhancer, payload, tmp_path / "out", steps=1, output_format=value)[2]
+        assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    spy = SpyEnhancer(enhancer)
+    with pytest.raises(ConfigError) as err:
+        enhance_upload(spy, payload, tmp_path / "out", output_format="gif")
+    assert str(err.value) == ("output format: unknown format 'gif' (choose from png, jpeg, png16, tiff16, webp, heic, "
+                              "avif)")
+    assert spy.calls == 0
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    from gsad.imaging.video import iter_frames
+
+    return list(iter_frames(path))
+
+
+def test_a_short_video_is_enhanced_like_gsad_enhance_does(enhancer, make_clip, tmp_path):
+    from gsad.enhance.video import enhance_video, video_settings
+
+    clip = make_clip(tmp_path / "clip.mp4")  # 3 s at 10 fps, 64 x 48, rotated 90 degrees, with audio
+    seen = []
+    before, after, path = enhance_upload(enhancer, {"path": str(clip), "orig_name": "evening walk.mp4"},
+                                         tmp_path / "out", steps=1, ensemble=1, output_format="jpeg",
+                                         on_frame=lambda done, total: seen.append((done, total)))
+    assert path.name == "evening walk_gsad.mp4"  # a video's result is MP4 whatever the photo format
+    frames = _video_frames(path)
+    assert len(frames) == len(_video_frames(clip)) == 30 and seen[-1] == (30, 30)
+    assert before.shape == after.shape == (64, 48, 3)  # the first frame, upright
+    assert after.mean() > before.mean() + 20
+    cli = enhance_video(enhancer, clip, tmp_path / "cli.mp4", video_settings(enhancer, steps=1, ensemble=1))
+    assert cli.frames == 30
+    for ours, theirs in zip(frames, _video_frames(tmp_path / "cli.mp4"), strict=True):
+        np.testing.assert_array_equal(ours, theirs)  # the same path as the command line
+
+
+def test_a_video_over_the_frame_limit_is_refused_in_one_line(enhancer, make_clip, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4")
+    payload = {"path": str(clip), "orig_name": "clip.mp4"}
+    with pytest.raises(InputError) as err:
+        enhance_upload(enhancer, payload, tmp_path / "out", steps=1, max_frames=29)
+    assert str(err.value) == "clip.mp4: too long for the demo (30 frames, at most 29); use gsad enhance, which takes " \
+                             "any length"
+    with pytest.raises(InputError) as err:
+        enhance_upload(enhancer, payload, tmp_path / "out", steps=1, max_pixels=3000)
+    assert str(err.value) == ("clip.mp4: frames too large for the demo (64 x 48 pixels, at most 0.003 megapixels); "
+                              "use gsad enhance, which takes any size")
+    with pytest.raises(ConfigError) as err:  # every frame counts in the work cap
+        enhance_upload(enhancer, payload, tmp_path / "out", steps=2, ensemble=1, max_work=64 * 48 / 1e6 * 2 * 29)
+    assert "0.00 megapixels x 2 steps x 1 trajectories x 30 frames" in str(err.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mp4"))
+    assert gsad.demo.MAX_VIDEO_FRAMES == 300
+
+
+def test_a_video_whose_header_hides_its_length_is_stopped_at_the_limit(enhancer, make_clip, tmp_path, monkeypatch):
+    import dataclasses
+
+    import gsad.imaging.video
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    probe = gsad.imaging.video.probe_video
+    monkeypatch.setattr(gsad.imaging.video, "probe_video",
+                        lambda path: dataclasses.replace(probe(path), frames=0, duration=0.0))
+    with pytest.raises(InputError, match=r"^clip\.mp4: too long for the demo \(more than 10 frames, at most 10\)"):
+        enhance_upload(enhancer, {"path": str(clip), "orig_name": "clip.mp4"}, tmp_path / "out", steps=1,
+                       ensemble=1, max_frames=10)
+    assert not any((tmp_path / "out").rglob("*.mp4*"))  # nothing left behind, not even a temporary file
+
+
+def test_an_unreadable_video_names_the_upload(enhancer, tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"\0" * 100)
+    with pytest.raises(InputError) as err:
+        enhance_upload(enhancer, {"path": str(tmp_path / "bad.mp4"), "orig_name": "holiday.mp4"}, tmp_path / "out")
+    assert str(err.value).startswith("holiday.mp4: unreadable or corrupt video") and str(tmp_path) not in str(err.value)
+
+
+def test_the_frame_limit_is_one_number(monkeypatch):
+    import gsad.cli.demo
+
+    assert gsad.cli.demo.MAX_VIDEO_FRAMES == gsad.demo.MAX_VIDEO_FRAMES
+    calls = []
+    monkeypatch.setattr(gsad.demo, "serve", lambda *args, **kwargs: calls.append(kwargs))
+    assert main(["demo", "--max-video-frames", "12"]) == 0
+    assert calls[0]["max_frames"] == 12
+
+
+def test_demo_refuses_a_frame_limit_below_one_in_one_line(capsys):
+    assert main(["demo", "--max-video-frames", "0"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gsad: error: argument --max-video-frames:")
+
+
+def test_the_api_keeps_its_old_call_and_takes_files_formats_and_videos(enhancer, formats, make_clip, tmp_path,
+                                                                     dark_image):
+    need("gradio")
+    from gradio_client import Client, handle_file
+
+    from gsad.demo import build_app
+
+    app = build_app(enhancer, tmp_path / "results", max_frames=40)
+    base = _launch(app)
+    try:
+        client = Client(f"{base}/", verbose=False, download_files=str(tmp_path / "downloads"))
+        Image.fromarray(dark_image).save(tmp_path / "dark.png")
+        formats.write_dng(tmp_path / "raw.dng", _dark_scene())
+        clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)
+        # an existing client: seven values, a PNG back
+        (_, _), png = client.predict(handle_file(str(tmp_path / "dark.png")), 0.0, 1, "ddim", 1, 0, 0.0,
+                                     api_name="/enhance")
+        assert Path(png).name == "dark_gsad.png" and read_image(png).shape == (20, 28, 3)
+        # the page's file box wins over the photo box; a format by name
+        (_, _), tif = client.predict(photo=handle_file(str(tmp_path / "dark.png")), steps=1,
+                                     file=handle_file(str(tmp_path / "raw.dng")), output_format="tiff16",
+                                     api_name="/enhance")
+        with Image.open(tif) as img:
+            assert Path(tif).name == "raw_gsad.tif" and (img.format, img.size) == ("TIFF", (32, 24))
+        (_, after), mp4 = client.predict(photo=handle_file(str(clip)), steps=1, ensemble=1, api_name="/enhance")
+        assert Path(mp4).name == "clip_gsad.mp4" and len(_video_frames(Path(mp4))) == 10
+        assert read_image(after).shape == (64, 48, 3)
+    finally:
+        app.close()

@@ -1,4 +1,9 @@
-"""``gsad demo``: a local web page to enhance a photo and compare it before and after.
+"""``gsad demo``: a local web page to enhance a photo or a short video and compare it before and after.
+
+It takes what ``gsad enhance`` reads (camera RAW, HEIC/HEIF, AVIF, 16-bit, wide-gamut photos through
+:func:`~gsad.imaging.pictures.read_picture`; videos through :func:`gsad.enhance.video.enhance_video`)
+and writes a photo's result in the format chosen (:data:`DOWNLOAD_FORMATS`) with its EXIF, a
+video's as MP4.
 
 Built with Gradio (the optional extra ``pip install "gsad[demo]"``), imported only when the
 app is built, so ``import gsad`` never needs it. The model is loaded once; requests go
@@ -12,7 +17,9 @@ Limits (a public page must not let one request, or a flood of uploads, take the 
 * photos of at most :data:`MAX_PIXELS` pixels (from the header), uploads of at most
   :data:`MAX_UPLOAD` each; the API's values are checked against the page's controls (steps up to
   :data:`MAX_STEPS`, exposure within :data:`EV_RANGE`, ensemble up to 8) and refused with one line;
-* work per request: megapixels x steps x ensemble at most :data:`MAX_WORK`;
+* videos of at most :data:`MAX_VIDEO_FRAMES` frames (from the header; one that does not say is
+  stopped at the limit), each frame within :data:`MAX_PIXELS`;
+* work per request: megapixels x steps x ensemble (x frames) at most :data:`MAX_WORK`;
 * everything the demo keeps (Gradio's uploads and cache, the results) lives in one private folder
   (``gsad-demo-*`` in the temporary folder) of at most :data:`MAX_STORE_FILES` files and
   :data:`MAX_STORE_BYTES` bytes (the oldest are removed first; the store can exceed it by the
@@ -49,9 +56,13 @@ from typing import Any
 
 import numpy as np
 
+from gsad import __version__
 from gsad.config import MAX_ENSEMBLE, SAMPLER_NAMES
 from gsad.errors import ConfigError, GsadError, InputError
-from gsad.imaging.io import image_size, read_image, write_image
+from gsad.imaging.io import image_size, quantize, readable_suffixes
+from gsad.imaging.metadata import with_software
+from gsad.imaging.pictures import Picture, read_picture, write_picture
+from gsad.imaging.video import VIDEO_SUFFIXES, is_video_file
 from gsad.runtime.signals import Terminated, sigterm_raises
 
 log = logging.getLogger(__name__)
@@ -87,6 +98,23 @@ MAX_STORE_FILES = 200
 MAX_STORE_BYTES = 1 << 30
 #: Longest file name (UTF-8 bytes) the demo uses for a result and shows in a message.
 MAX_NAME_BYTES = 100
+#: Videos of more frames are refused (``gsad demo --max-video-frames``; ``gsad enhance`` takes any
+#: length). The work cap counts every frame, so it usually binds first: 300 frames of 320 x 240 at
+#: 1 step x 1 trajectory is 23, at the default model's 3 x 3 it is 207.
+MAX_VIDEO_FRAMES = 300
+#: Download formats: the page's value -> (label, suffix, bits per sample); "png" is the default.
+#: Lossy ones at :data:`QUALITY`, JPEG with 4:4:4 chroma, all sRGB with the upload's EXIF and XMP.
+DOWNLOAD_FORMATS = {
+    "png": ("PNG", ".png", 8),
+    "jpeg": ("JPEG (quality 95, 4:4:4)", ".jpg", 8),
+    "png16": ("PNG, 16 bits", ".png", 16),
+    "tiff16": ("TIFF, 16 bits", ".tif", 16),
+    "webp": ("WebP (quality 95)", ".webp", 8),
+    "heic": ("HEIC (quality 95)", ".heic", 8),
+    "avif": ("AVIF (quality 95)", ".avif", 8),
+}
+#: Quality of the lossy download formats (``gsad enhance``'s default).
+QUALITY = 95
 
 
 class MissingExtraError(GsadError):
@@ -136,32 +164,52 @@ def _without_paths(message: str, *paths: str | os.PathLike) -> str:
     return message
 
 
-def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
-    """An uploaded file (Gradio's file payload: ``path``, ``orig_name``) -> (uint8 RGB pixels, name).
-
-    Raises :class:`InputError` naming the uploaded file (not the server's copy) when there is
-    none, when it is not a readable image, or when it has more than ``max_pixels`` pixels.
-    """
+def _upload(payload: dict | None) -> tuple[Path, str]:
+    """(the server's copy, the user's cleaned file name) of an upload; InputError when there is none."""
     if not payload or not payload.get("path"):
         raise InputError("no photo: upload, drop or paste one (or click an example) first")
     path = Path(payload["path"])
-    name = clean_name(payload.get("orig_name") or path.name)
+    return path, clean_name(payload.get("orig_name") or path.name)
+
+
+def _named(exc: GsadError, path: Path, name: str) -> GsadError:
+    """``exc`` (about the server's copy ``path``) as the same kind of error naming the upload ``name``."""
+    text = str(exc)
+    prefix = f"{path}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text
+    return type(exc)(f"{name}: {_without_paths(text, path)}")
+
+
+def read_upload_picture(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[Picture, str]:
+    """An uploaded photo (Gradio's file payload: ``path``, ``orig_name``) -> (:class:`Picture`, name).
+
+    Any photo ``gsad enhance`` reads (:func:`~gsad.imaging.pictures.read_picture`): PNG, JPEG,
+    TIFF, WebP, HEIC/HEIF, AVIF, camera RAW, 16-bit, with its EXIF and XMP. Raises
+    :class:`InputError` naming the uploaded file (not the server's copy) when there is none, when
+    it is not a readable image, or when it has more than ``max_pixels`` pixels (from the header,
+    LibRaw's for a RAW, before anything is decoded).
+    """
+    path, name = _upload(payload)
     try:
         size = image_size(path)
     except InputError:
-        size = None  # read_image below says why, in the uploaded file's name
+        size = None  # read_picture below says why, in the uploaded file's name
     if size is not None and size[0] * size[1] > max_pixels:
         raise InputError(
             f"{name}: too large for the demo ({size[0]} x {size[1]} pixels, at most {max_pixels / 1e6:g} megapixels); "
             "use gsad enhance, which takes any size"
         )
     try:
-        return read_image(path), name
+        return read_picture(path, max_pixels), name
     except InputError as exc:
-        text = str(exc)
-        prefix = f"{path}: "
-        text = text[len(prefix):] if text.startswith(prefix) else text
-        raise InputError(f"{name}: {_without_paths(text, path)}") from None
+        raise _named(exc, path, name) from None
+
+
+def read_upload(payload: dict | None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """An uploaded photo -> (``H x W x 3`` uint8 sRGB pixels, name): :func:`read_upload_picture`'s
+    pixels in 8 bits (an 8-bit file's exactly as :func:`~gsad.imaging.io.read_image` reads them)."""
+    picture, name = read_upload_picture(payload, max_pixels)
+    return quantize(picture.pixels, 8), name
 
 
 def _number(value: Any, name: str, whole: bool = False) -> float | int | None:
@@ -186,13 +234,15 @@ def _check_range(value: float | int | None, name: str, low: float, high: float, 
                           "(gsad enhance takes more)")
 
 
-def check_work(pixels: int, steps: int, ensemble: int, max_work: float = MAX_WORK) -> None:
-    """Refuse a request whose megapixels x steps x ensemble exceeds ``max_work``, before any work."""
-    work = pixels / 1e6 * steps * ensemble
+def check_work(pixels: int, steps: int, ensemble: int, max_work: float = MAX_WORK, frames: int = 1) -> None:
+    """Refuse a request whose megapixels x steps x ensemble (x ``frames`` of a video) exceeds
+    ``max_work``, before any work."""
+    work = pixels / 1e6 * steps * ensemble * frames
     if work > max_work:
+        per_frame = f" x {frames} frames" if frames > 1 else ""
         raise ConfigError(
-            f"too much work for the demo: {pixels / 1e6:.2f} megapixels x {steps} steps x {ensemble} trajectories "
-            f"= {work:.1f}, at most {max_work:g}; lower steps or ensemble, or use gsad enhance"
+            f"too much work for the demo: {pixels / 1e6:.2f} megapixels x {steps} steps x {ensemble} trajectories"
+            f"{per_frame} = {work:.1f}, at most {max_work:g}; lower steps or ensemble, or use gsad enhance"
         )
 
 
@@ -234,6 +284,29 @@ def _prune(root: Path, max_age: float) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _download_format(value: Any) -> tuple[str, int]:
+    """The format control's value (:data:`DOWNLOAD_FORMATS`; None: PNG) -> (suffix, bits per sample)."""
+    entry = DOWNLOAD_FORMATS.get("png" if value is None else value) if isinstance(value, str | None) else None
+    if entry is None:
+        raise ConfigError(f"output format: unknown format {value!r} (choose from {', '.join(DOWNLOAD_FORMATS)})")
+    return entry[1], entry[2]
+
+
+def _result_path(out_root: Path, name: str, suffix: str) -> Path:
+    """A new folder of its own in ``out_root`` (older ones pruned) and, in it, the upload's cleaned,
+    shortened stem + ``_gsad`` + ``suffix``."""
+    _prune(out_root, RESULT_TTL)
+    stem = clean_name(Path(name).stem, MAX_NAME_BYTES - len("_gsad") - len(suffix))
+    return out_root / uuid.uuid4().hex / f"{stem}_gsad{suffix}"
+
+
+def is_video_upload(payload: dict | None) -> bool:
+    """True when the upload's name (or the server's copy's) has a video suffix (:data:`VIDEO_SUFFIXES`)."""
+    if not payload or not payload.get("path"):
+        return False
+    return is_video_file(payload["path"]) or is_video_file(clean_name(payload.get("orig_name") or ""))
+
+
 def enhance_upload(
     enhancer: Any,
     payload: dict | None,
@@ -247,51 +320,158 @@ def enhance_upload(
     max_pixels: int = MAX_PIXELS,
     detail: float | None = None,
     max_work: float = MAX_WORK,
+    output_format: str | None = "png",
+    max_frames: int = MAX_VIDEO_FRAMES,
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
-    """Enhance one uploaded photo with ``enhancer`` (a :class:`~gsad.enhance.enhancer.Enhancer`).
+    """Enhance one uploaded photo or short video with ``enhancer`` (a :class:`~gsad.enhance.enhancer.Enhancer`).
 
     Unset options take the checkpoint's defaults; large photos are tiled as in ``gsad enhance``
     (``tile=None``). Values the page's controls cannot send (steps over :data:`MAX_STEPS`,
-    exposure outside :data:`EV_RANGE`) and work over ``max_work`` are refused before any work.
-    The full-resolution result is written as PNG, named after the cleaned, shortened upload name,
-    to a new folder of its own inside ``out_root`` (so concurrent users never share a file).
-    Returns (input pixels, enhanced pixels, PNG path); :class:`GsadError` for anything the user
-    can fix, its message free of server paths.
+    exposure outside :data:`EV_RANGE`, an unknown format) and work over ``max_work`` are refused
+    before any work. A photo (:func:`read_upload_picture`) is written in ``output_format``
+    (:data:`DOWNLOAD_FORMATS`: PNG by default), sRGB, with its EXIF and XMP; a video
+    (:data:`~gsad.imaging.video.VIDEO_SUFFIXES`) as in ``gsad enhance CLIP -o OUT.mp4``, to an
+    MP4 (:func:`enhance_video_upload`). The result is named after the cleaned, shortened upload
+    name, in a new folder of its own inside ``out_root`` (so concurrent users never share a file).
+    ``progress(step, total)``: the sampler's steps; ``on_frame(done, total)``: a video's frames.
+    Returns (input pixels, enhanced pixels: 8-bit previews, a video's first frame; result path);
+    :class:`GsadError` for anything the user can fix, its message free of server paths.
     """
     steps, exposure = _number(steps, "steps", whole=True), _number(exposure, "exposure") or 0.0
     _check_range(steps, "steps", 1, max(MAX_STEPS, enhancer.sampler.steps))
     _check_range(exposure, "exposure", *EV_RANGE, unit=" EV")
-    settings = enhancer.settings(
-        sampler=sampler, steps=steps, ensemble=_number(ensemble, "ensemble", whole=True),
-        seed=_number(seed, "seed", whole=True), detail=_number(detail, "detail"),
-    )
-    pixels, name = read_upload(payload, max_pixels)
+    overrides = {"sampler": sampler, "steps": steps, "ensemble": _number(ensemble, "ensemble", whole=True),
+                 "seed": _number(seed, "seed", whole=True), "detail": _number(detail, "detail")}
+    settings = enhancer.settings(**overrides)
+    suffix, bits = _download_format(output_format)
+    if is_video_upload(payload):
+        return enhance_video_upload(enhancer, payload, out_root, exposure, overrides, progress=progress,
+                                    max_pixels=max_pixels, max_work=max_work, max_frames=max_frames,
+                                    on_frame=on_frame)
+    picture, name = read_upload_picture(payload, max_pixels)
+    pixels = picture.pixels
     check_work(pixels.shape[0] * pixels.shape[1], settings.steps, settings.ensemble, max_work)
-    out = enhancer.enhance(pixels, settings, tile=None, exposure=exposure, callback=progress)
-    _prune(out_root, RESULT_TTL)
-    folder = out_root / uuid.uuid4().hex
-    stem = clean_name(Path(name).stem, MAX_NAME_BYTES - len("_gsad.png"))
+    # an 8-bit output of an 8-bit photo: the model's rounded result, as the demo always wrote it
+    out = enhancer.enhance(pixels, settings, tile=None, exposure=exposure, callback=progress, as_float=bits == 16)
+    target = _result_path(out_root, name, suffix)
+    # the upload's own metadata (no server name: not the checkpoint's file name, unlike gsad enhance)
+    exif = with_software(picture.exif, f"gsad {__version__}")
     try:
-        path = write_image(folder / f"{stem}_gsad.png", out)
+        path = write_picture(target, out, bits=bits, quality=QUALITY, exif=exif, xmp=picture.xmp)
     except InputError as exc:
-        raise InputError(f"{name}: cannot save the result ({_without_paths(str(exc), folder)})") from None
-    return pixels, out, path
+        raise InputError(f"{name}: cannot save the result ({_without_paths(str(exc), target.parent)})") from None
+    return quantize(pixels, 8), quantize(out, 8), path
+
+
+def _first_frame(path: Path, rotation: int) -> np.ndarray:
+    """A video's first frame as stored, turned upright by its display ``rotation`` (counter-clockwise)."""
+    from gsad.imaging.video import iter_frames
+
+    frame = next(iter(list(iter_frames(path, limit=1))))
+    return np.ascontiguousarray(np.rot90(frame, round(rotation / 90) % 4))
+
+
+def enhance_video_upload(
+    enhancer: Any,
+    payload: dict | None,
+    out_root: Path,
+    exposure: float = 0.0,
+    overrides: dict | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_work: float = MAX_WORK,
+    max_frames: int = MAX_VIDEO_FRAMES,
+    on_frame: Callable[[int, int | None], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, Path]:
+    """Enhance an uploaded video as ``gsad enhance CLIP -o OUT.mp4`` does (:func:`gsad.enhance.video.enhance_video`:
+    the same noise for every frame, a warm start, temporal blending, H.264, audio copied) into an MP4.
+
+    Refused before any work, in one line naming the upload: more than ``max_frames`` frames (the
+    header's count; a video whose header does not say is stopped at the limit), frames of more
+    than ``max_pixels`` pixels, and megapixels x steps x ensemble x frames over ``max_work``.
+    ``overrides``: the sampler options (:meth:`~gsad.enhance.enhancer.Enhancer.settings`).
+    Returns (first frame in, first frame out, MP4 path).
+    """
+    from gsad.enhance.video import enhance_video, video_settings
+    from gsad.imaging.video import probe_video
+
+    settings = video_settings(enhancer, **(overrides or {}))
+    path, name = _upload(payload)
+    try:
+        info = probe_video(path)
+    except GsadError as exc:
+        raise _named(exc, path, name) from None
+    if info.width * info.height > max_pixels:
+        raise InputError(
+            f"{name}: frames too large for the demo ({info.width} x {info.height} pixels, at most "
+            f"{max_pixels / 1e6:g} megapixels); use gsad enhance, which takes any size"
+        )
+    frames = info.frames_between()
+
+    def too_long(count: str) -> InputError:
+        return InputError(f"{name}: too long for the demo ({count} frames, at most {max_frames}); "
+                          "use gsad enhance, which takes any length")
+
+    if frames is not None and frames > max_frames:
+        raise too_long(str(frames))
+    check_work(info.width * info.height, settings.steps, settings.ensemble, max_work,
+               max_frames if frames is None else frames)
+    target = _result_path(out_root, name, ".mp4")
+    done = 0
+
+    def frame_done() -> None:
+        nonlocal done
+        done += 1
+        if done > max_frames:  # a header that does not say (or understates): stopped at the limit
+            raise too_long(f"more than {max_frames}")
+        if on_frame is not None:
+            on_frame(done, frames)
+
+    try:
+        enhance_video(enhancer, path, target, settings, exposure=exposure, callback=progress, on_frame=frame_done)
+    except GsadError as exc:
+        raise type(exc)(_without_paths(str(exc), path, target.parent)) from None
+    return _first_frame(path, info.rotation), _first_frame(target, info.rotation), target
+
 
 
 _INTRO = """\
 # gsad: low-light enhancement
-Upload, drop or paste a dark photo (or click an example), then press **Enhance**. The model runs on
-this machine; one photo at a time, the others wait in the queue. Drag the slider to compare before
-and after; the full-resolution PNG is offered for download below it.
+Upload, drop or paste a dark photo (or click an example), or choose a camera RAW, HEIC/HEIF/AVIF
+photo or a short video as a file, then press **Enhance**. The model runs on this machine; one
+request at a time, the others wait in the queue. Drag the slider to compare before and after (a
+video's first frame); the full-resolution result, in the format chosen (a video: MP4), is offered
+for download below it.
 """
 
 
+def _video_preview(path: str | None) -> Any:
+    """The video player's update after a run: the enhanced MP4, or hidden for a photo."""
+    import gradio as gr
+
+    if path and is_video_file(path):
+        return gr.update(value=path, visible=True)
+    return gr.update(value=None, visible=False)
+
+
+def _clear_other(value: Any) -> Any:
+    """Empty the other upload box when this one gets a file (the file box wins when both hold one)."""
+    import gradio as gr
+
+    return None if value else gr.update()
+
+
 def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS,
-              max_work: float = MAX_WORK, stopping: threading.Event | None = None) -> Any:
+              max_work: float = MAX_WORK, stopping: threading.Event | None = None,
+              max_frames: int = MAX_VIDEO_FRAMES) -> Any:
     """The Gradio Blocks app around ``enhancer`` (not launched); controls default to its settings.
 
     Its API (``/gradio_api/info``) has one endpoint, ``/enhance``: (photo file, exposure EV,
-    steps, sampler, ensemble, seed, detail) -> ((before, after) images, enhanced PNG file).
+    steps, sampler, ensemble, seed, detail, file = None, output_format = "png") -> ((before,
+    after) images, enhanced file). ``photo`` takes any photo or video the demo reads; ``file``, the
+    page's second upload box, wins when given; ``output_format`` is one of :data:`DOWNLOAD_FORMATS`.
     Refused requests (a :class:`GsadError`) are one line in the server's log; an enhancement
     running when ``stopping`` is set ends at its next step.
     """
@@ -303,23 +483,31 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
         root = Path(out_root)
         root.mkdir(parents=True, exist_ok=True)
     defaults = enhancer.sampler
+    upload_types = sorted(readable_suffixes() | set(VIDEO_SUFFIXES))
 
-    def run(photo, exposure, steps, sampler, ensemble, seed, detail,
+    def run(photo, exposure, steps, sampler, ensemble, seed, detail, file=None, output_format="png",
             progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+        payload = file if isinstance(file, dict) and file.get("path") else photo
+        video = is_video_upload(payload)
+
         def report(step: int, total: int) -> None:
             if stopping is not None and stopping.is_set():
                 raise InputError("the server is stopping; try again when it is back")
-            progress((step, total), desc="denoising", unit="steps")
+            if not video:  # a video's progress counts frames
+                progress((step, total), desc="denoising", unit="steps")
 
-        progress(0.0, desc="reading the photo")
+        def frames_done(done: int, total: int | None) -> None:
+            progress((done, total), desc="enhancing the video", unit="frames")
+
+        progress(0.0, desc="reading the video" if video else "reading the photo")
         try:
             before, after, path = enhance_upload(
-                enhancer, photo, root, exposure=exposure or 0.0, steps=steps, sampler=sampler,
+                enhancer, payload, root, exposure=exposure or 0.0, steps=steps, sampler=sampler,
                 ensemble=ensemble, seed=seed, progress=report, max_pixels=max_pixels, detail=detail,
-                max_work=max_work,
+                max_work=max_work, output_format=output_format, max_frames=max_frames, on_frame=frames_done,
             )
         except GsadError as exc:
-            upload = photo.get("path") if isinstance(photo, dict) and photo.get("path") else root
+            upload = payload.get("path") if isinstance(payload, dict) and payload.get("path") else root
             message = _without_paths(str(exc), upload, root)
             log.warning("refused a request: %s", message)  # one line: the user's problem, not a bug
             raise gr.Error(html.escape(message, quote=False), duration=None, print_exception=False) from None
@@ -331,6 +519,8 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
             with gr.Column(scale=1):
                 photo = gr.Image(label="Dark photo", type="filepath", sources=["upload", "clipboard"],
                                  elem_id="photo", height=300)
+                upload = gr.File(label=f"Or a file: camera RAW, HEIC/HEIF/AVIF, or a short video (at most "
+                                       f"{max_frames} frames)", file_types=upload_types, elem_id="file", height=90)
                 gr.Examples([[str(p)] for p in example_photos()], inputs=[photo], label="Examples (click one)",
                             elem_id="examples")
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance")
@@ -347,12 +537,20 @@ def build_app(enhancer: Any, out_root: str | os.PathLike | None = None, max_pixe
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed", elem_id="seed")
                 detail = gr.Slider(0.0, 1.0, value=defaults.detail, step=0.05, label="Detail", elem_id="detail",
                                    info="the photo's own fine detail put back where it stands above its noise (0: off)")
+                output_format = gr.Dropdown([(label, value) for value, (label, _, _) in DOWNLOAD_FORMATS.items()],
+                                            value="png", label="Download format", elem_id="format",
+                                            info="of a photo's result, sRGB with its EXIF; a video's is MP4 (H.264)")
             with gr.Column(scale=1):
                 compare = gr.ImageSlider(label="Before | after", type="numpy", format="png",
                                          interactive=False, elem_id="compare", max_height=480)
-                result = gr.File(label="Enhanced PNG (full resolution)", interactive=False, elem_id="result")
-        button.click(run, [photo, exposure, steps, sampler, ensemble, seed, detail], [compare, result],
-                     api_name="enhance", preprocess=False, concurrency_limit=1)
+                result = gr.File(label="Enhanced file (full resolution)", interactive=False, elem_id="result")
+                player = gr.Video(label="Enhanced video", interactive=False, visible=False, elem_id="video")
+        private = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+        photo.change(_clear_other, [photo], [upload], preprocess=False, **private)
+        upload.change(_clear_other, [upload], [photo], preprocess=False, **private)
+        button.click(run, [photo, exposure, steps, sampler, ensemble, seed, detail, upload, output_format],
+                     [compare, result], api_name="enhance", preprocess=False, concurrency_limit=1
+                     ).success(_video_preview, [result], [player], **private)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return app
 
@@ -422,12 +620,13 @@ def serve(
     port: int = 7860,
     device: str = "auto",
     block: bool = True,
+    max_frames: int = MAX_VIDEO_FRAMES,
 ) -> Any:
     """Load the model once, build the app and serve it on ``host:port`` (blocks unless ``block`` is False).
 
     Blocking, it serves until Ctrl-C or SIGTERM; either way the server is closed and its store
     (uploads, Gradio's cache, results) removed before it returns. Not blocking, it returns the
-    app; the store is then removed at exit.
+    app; the store is then removed at exit. ``max_frames``: the longest video, in frames.
     """
     import_gradio()  # fail fast, before the model is loaded
     from gsad.enhance.enhancer import Enhancer
@@ -438,12 +637,12 @@ def serve(
         store = private_store()
         work = store.__enter__()
         atexit.register(store.__exit__, None, None, None)
-        app = build_app(enhancer, work / "results", stopping=stopping)
+        app = build_app(enhancer, work / "results", stopping=stopping, max_frames=max_frames)
         launch(app, host, port, work)
         print(f"gsad demo: serving {app.local_url}", flush=True)
         return app
     with sigterm_raises(), private_store() as work:
-        app = build_app(enhancer, work / "results", stopping=stopping)
+        app = build_app(enhancer, work / "results", stopping=stopping, max_frames=max_frames)
         launch(app, host, port, work)
         try:
             print(f"gsad demo: serving {app.local_url} (Ctrl-C to stop)", flush=True)
