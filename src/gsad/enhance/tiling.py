@@ -78,7 +78,7 @@ class TiledDenoiser(Denoiser):
     """A Denoiser whose eps prediction is computed tile by tile and blended.
 
     Memory for the network is bounded by the tile size; the full-size tensors are the
-    condition, x_t and the blended result.
+    condition, x_t, the blended result (normalised in place) and the weight sum ``norm``.
     """
 
     def __init__(self, net: torch.nn.Module, cond: torch.Tensor, tile: int, overlap: int, multiple: int) -> None:
@@ -99,7 +99,7 @@ class TiledDenoiser(Denoiser):
             part = Denoiser(self.net, self.cond[..., y : y + th, x : x + tw])
             eps = part.eps(x_t[..., y : y + th, x : x + tw], level)
             out[..., y : y + th, x : x + tw] += eps * self.windows[(th, tw)]
-        return out / self.norm
+        return out.div_(self.norm)
 
 
 def make_denoiser(net: torch.nn.Module, cond: torch.Tensor, tile: int | None, stride: int) -> Denoiser:
