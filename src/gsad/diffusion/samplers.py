@@ -18,6 +18,7 @@ import torch
 from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.posterior import posterior_step_
 from gsad.diffusion.schedules import Schedule, q_sample
+from gsad.imaging.geometry import row_bands
 
 Callback = Callable[[int, int], None] | None
 Generator = torch.Generator | None
@@ -58,14 +59,18 @@ def initial_state(
     estimate instead of noise is the "come closer, diffuse faster" idea of Chung, Sim and Ye
     (CVPR 2022): the trajectory only has to correct the estimate, so a few steps go further.
     With ``beta_end`` the schedule's first level sqrt(ab_T) sets how much of the estimate is
-    kept (``gsad tune-schedule`` chooses it on data).
+    kept (``gsad tune-schedule`` chooses it on data). The warm start is computed in z's storage, a
+    band of rows at a time (no whole-image temporaries; the values of q_sample on the whole image).
     """
     z = randn(shape, generator, device)
     if start is None:
         return z
     if tuple(start.shape) != tuple(shape):
         raise ValueError(f"start has shape {tuple(start.shape)}, expected {tuple(shape)}")
-    return q_sample(start.to(device=z.device, dtype=z.dtype), schedule.sqrt_alpha_bar[-1:].to(z.device), z)
+    level = schedule.sqrt_alpha_bar[-1:].to(z.device)
+    for rows in row_bands(*shape[-2:]):
+        z[..., rows, :] = q_sample(start[..., rows, :].to(device=z.device, dtype=z.dtype), level, z[..., rows, :])
+    return z
 
 
 def sample_reference(

@@ -31,8 +31,9 @@ change. The constants were chosen on validation photos (the broad degradation pi
 
 ``strength`` is ``SamplerConfig.detail``: 0 (the default, and the paper) turns this step off.
 
-Memory: the luminance planes (``B(L)``, ``h``, ``v``: 4 bytes a pixel each) are whole-image passes;
-everything with three channels (``x``, ``B(x)``, ``g``, ``x'``) and the per-pixel noise and weight run a
+Memory: the blurs of the luminance planes (``L``, ``B(L)``, ``h``, ``v``: 4 bytes a pixel each) are
+whole-image passes; everything with three channels (``x``, ``B(x)``, ``g``, ``x'``), ``L`` itself and the
+per-pixel noise and weight run a
 band of rows at a time (:func:`~gsad.imaging.geometry.row_bands`, with the blur's context rows), into
 one result image. Values are those of the whole-image formulas, element for element.
 """
@@ -83,6 +84,20 @@ def _blur(x: torch.Tensor, sigma: float, edges: tuple[bool, bool] = (True, True)
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def _banded_blur(plane: torch.Tensor, sigma: float, square: bool = False) -> torch.Tensor:
+    """``_blur(plane, sigma)`` (of ``plane * plane`` when ``square``), a band of rows at a time, each
+    from the band and the blur's radius of context rows: the same values, with temporaries of one
+    band (PyTorch's convolution of one channel would hold several copies of the whole image)."""
+    height, width = plane.shape[-2:]
+    radius = max(1, math.ceil(3.0 * sigma))
+    out = torch.empty_like(plane)
+    for rows in row_bands(height, width):
+        top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
+        part = plane[..., top:bottom, :]
+        out[..., rows, :] = _blur(part * part if square else part, sigma, (top == rows.start, bottom == rows.stop))
+    return out
+
+
 def _noise_table(energy: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The brightness bins of :func:`noise_energy`: (bin centres, noise energy per bin), from an
     even sample of the pixels of one image (``1 x 1 x H x W`` each)."""
@@ -124,16 +139,16 @@ def restore_detail(output: torch.Tensor, low: torch.Tensor, strength: float = 1.
         raise ValueError(f"output and low must both be N x 3 x H x W, got {tuple(output.shape)} and {tuple(low.shape)}")
     if strength == 0.0:
         return output
-    y = (low.float() + 1.0) / 2.0
-    luma = sum(w * y[:, c:c + 1] for c, w in enumerate(GRAY_WEIGHTS))
-    del y
-    base_l = _blur(luma, DETAIL_SIGMA)
-    band = luma - base_l
-    del luma
-    energy = _blur(band * band, LOCAL_SIGMA)
+    height, width = output.shape[-2:]
+    luma = torch.empty((len(low), 1, height, width), device=low.device)
+    for rows in row_bands(height, width):
+        y = (low[..., rows, :].float() + 1.0) / 2.0
+        luma[..., rows, :] = sum(w * y[:, c:c + 1] for c, w in enumerate(GRAY_WEIGHTS))
+    base_l = _banded_blur(luma, DETAIL_SIGMA)
+    band = luma.sub_(base_l)  # L - B(L), in L's storage
+    energy = _banded_blur(band, LOCAL_SIGMA, square=True)
     tables = [_noise_table(energy[k:k + 1], base_l[k:k + 1]) for k in range(len(output))]
     result = torch.empty_like(output)
-    height, width = output.shape[-2:]
     radius = max(1, math.ceil(3.0 * DETAIL_SIGMA))
     for rows in row_bands(height, width):
         # the band's rows of x with the blur's context rows, where the image has them

@@ -63,9 +63,14 @@ def grid_symmetry(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tenso
 
 
 def row_bands(height: int, width: int, pixels: int = BAND_PIXELS) -> Iterator[slice]:
-    """Slices of consecutive rows covering ``0..height``, each of about ``pixels`` pixels (at least
-    one row). An elementwise pass run band by band gives the same values as on the whole image, with
-    temporaries the size of one band."""
+    """Slices of consecutive rows covering ``0..height``: bands of ``pixels // width`` rows (at least
+    one), the last one taking the remainder, so no band is smaller than that unless the image is.
+    An elementwise pass run band by band gives the same values as on the whole image, with
+    temporaries the size of one band. (Bands are never small: PyTorch picks its convolution
+    algorithm by input size, and a band must get the whole image's.)"""
     rows = max(1, pixels // max(1, width))
-    for top in range(0, height, rows):
-        yield slice(top, min(height, top + rows))
+    tops = list(range(0, height, rows))
+    if len(tops) > 1 and height - tops[-1] < rows:
+        tops.pop()  # the short remainder joins the band before it
+    for top, bottom in zip(tops, tops[1:] + [height]):
+        yield slice(top, bottom)
