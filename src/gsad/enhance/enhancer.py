@@ -191,7 +191,7 @@ class Enhancer:
         (unset ones keep its values). ``tile``: None tiles images over
         ``gsad.enhance.tiling.AUTO_TILE_PIXELS`` automatically, 0 never tiles, N (up to ``MAX_TILE``) forces tiles of
         side N: the network's memory is bounded by the tile (about 2 KB per tile pixel in fp32 on the CPU),
-        the image's buffers take about 85 bytes per pixel (50 with one pass of one step; docs/usage.md).
+        the image's buffers take about 85 bytes per pixel (45 with one pass of one step; docs/usage.md).
         ``exposure``: stops of brightness added to (or,
         negative, taken from) the model's result, within +-``MAX_EXPOSURE`` (gsad.config).
         ``callback(step, total)`` reports progress. Out-of-range or non-integer options raise
