@@ -31,11 +31,12 @@ change. The constants were chosen on validation photos (the broad degradation pi
 
 ``strength`` is ``SamplerConfig.detail``: 0 (the default, and the paper) turns this step off.
 
-Memory: the blurs of the luminance planes (``L``, ``B(L)``, ``h``, ``v``: 4 bytes a pixel each) are
-whole-image passes; everything with three channels (``x``, ``B(x)``, ``g``, ``x'``), ``L`` itself and the
-per-pixel noise and weight run a
-band of rows at a time (:func:`~gsad.imaging.geometry.row_bands`, with the blur's context rows), into
-one result image. Values are those of the whole-image formulas, element for element.
+Memory: the luminance planes ``h`` (in ``L``'s storage), ``B(L)`` and ``v`` are kept whole (4 bytes a
+pixel each); everything else (``L`` itself, the blurs, the noise and weight maps, the three-channel
+``x``, ``B(x)``, ``g``, ``x'``) is computed a band of rows at a time
+(:func:`~gsad.imaging.geometry.row_bands`, with the blur's context rows), into one result image.
+Values are those of the whole-image formulas, element for element (the quantiles of the noise
+estimate are taken from the same sample of whole planes).
 """
 
 from __future__ import annotations
