@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
     options.add_sampler_options(p)
     p.add_argument("--tile", type=options.tile_size, metavar="SIZE",
-                   help="enhance in overlapping tiles of SIZE px (bounded memory for any image size); "
-                        "0 never tiles; default: tiles of 512 for images over 1 megapixel")
+                   help="enhance in overlapping tiles of SIZE px; 0 never tiles; default: tiles of 512 for images "
+                        "over 1 megapixel. Peak memory (CPU, fp32): about 0.3 GB + 2 KB per tile pixel (0.55 GB "
+                        "at 512) + 85 bytes per image pixel (45 with --ensemble 1 --steps 1): about 5 GB for 50 MP")
     p.add_argument("--exposure", type=options.exposure, default=0.0, metavar="EV",
                    help=f"make the result brighter (+EV) or darker (-EV) than the model's choice, in stops "
                         f"(-{MAX_EXPOSURE:g} to {MAX_EXPOSURE:g})")

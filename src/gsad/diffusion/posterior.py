@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from gsad.diffusion.schedules import Schedule, extract, predict_x0
+from gsad.imaging.geometry import row_bands
 
 
 def posterior_step(
@@ -34,6 +35,27 @@ def posterior_step(
     x_prev += coef2 * x_t
     if noise is not None:
         x_prev += std * noise
+    return x_prev
+
+
+def posterior_step_(
+    x0_hat: torch.Tensor,
+    x_t: torch.Tensor,
+    coef1: torch.Tensor,
+    coef2: torch.Tensor,
+    std: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`posterior_step` in ``x0_hat``'s storage (overwritten and returned): the same values,
+    element for element, with the x_t and noise terms added a band of rows at a time
+    (:func:`~gsad.imaging.geometry.row_bands`), so no whole-image temporary is made. For inference,
+    where x0_hat is the step's own temporary; not for autograd."""
+    x_prev = x0_hat.mul_(coef1)
+    for rows in row_bands(*x_prev.shape[-2:]):
+        x_prev[..., rows, :] += coef2 * x_t[..., rows, :]
+    if noise is not None:
+        for rows in row_bands(*x_prev.shape[-2:]):
+            x_prev[..., rows, :] += std * noise[..., rows, :]
     return x_prev
 
 

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 import torch
 
 from gsad.diffusion.denoiser import Denoiser
-from gsad.diffusion.posterior import posterior_step
+from gsad.diffusion.posterior import posterior_step_
 from gsad.diffusion.schedules import Schedule, q_sample
+from gsad.imaging.geometry import row_bands
 
 Callback = Callable[[int, int], None] | None
 Generator = torch.Generator | None
@@ -58,14 +59,18 @@ def initial_state(
     estimate instead of noise is the "come closer, diffuse faster" idea of Chung, Sim and Ye
     (CVPR 2022): the trajectory only has to correct the estimate, so a few steps go further.
     With ``beta_end`` the schedule's first level sqrt(ab_T) sets how much of the estimate is
-    kept (``gsad tune-schedule`` chooses it on data).
+    kept (``gsad tune-schedule`` chooses it on data). The warm start is computed in z's storage, a
+    band of rows at a time (no whole-image temporaries; the values of q_sample on the whole image).
     """
     z = randn(shape, generator, device)
     if start is None:
         return z
     if tuple(start.shape) != tuple(shape):
         raise ValueError(f"start has shape {tuple(start.shape)}, expected {tuple(shape)}")
-    return q_sample(start.to(device=z.device, dtype=z.dtype), schedule.sqrt_alpha_bar[-1:].to(z.device), z)
+    level = schedule.sqrt_alpha_bar[-1:].to(z.device)
+    for rows in row_bands(*shape[-2:]):
+        z[..., rows, :] = q_sample(start[..., rows, :].to(device=z.device, dtype=z.dtype), level, z[..., rows, :])
+    return z
 
 
 def sample_reference(
@@ -78,7 +83,9 @@ def sample_reference(
         x_{t-1} = c1_t * x0_hat + c2_t * x_t + [t > 0] * exp(logvar_t / 2) * z
     Random draws in the reference's order: one normal of x's shape per step except the last
     (after x_T's own, made by :func:`initial_state`); with the same seed the output matches the
-    reference code. The posterior step is :func:`~gsad.diffusion.posterior.posterior_step`.
+    reference code. The posterior step is :func:`~gsad.diffusion.posterior.posterior_step` (computed
+    in place, :func:`~gsad.diffusion.posterior.posterior_step_`). Whole-image buffers alive at once:
+    x_T, x_t, and eps_hat then x0_hat then the noise (eps_hat is freed before the noise is drawn).
     """
     device = x.device
     c1, c2 = schedule.posterior_mean_coef1.to(device), schedule.posterior_mean_coef2.to(device)
@@ -89,10 +96,12 @@ def sample_reference(
         # x0_hat = sqrt(1/ab_t) x_t - sqrt(1/ab_t - 1) eps; in-place updates only of temporaries
         # made in this step (the arithmetic is the reference's, operation for operation).
         x0 = recip[t] * x
-        x0 -= recipm1[t] * eps
+        x0 -= eps.mul_(recipm1[t])
+        del eps
         x0.clamp_(-1.0, 1.0)
         noise = randn(tuple(x.shape), generator, device) if t > 0 else None
-        x = posterior_step(x0, x, c1[t], c2[t], std[t], noise)
+        x = posterior_step_(x0, x, c1[t], c2[t], std[t], noise)
+        del x0, noise
     return x
 
 

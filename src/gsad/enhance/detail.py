@@ -30,6 +30,13 @@ change. The constants were chosen on validation photos (the broad degradation pi
 ``val6`` set of benchmarks/default_model), never on the held-out sets.
 
 ``strength`` is ``SamplerConfig.detail``: 0 (the default, and the paper) turns this step off.
+
+Memory: the luminance planes ``h`` (in ``L``'s storage), ``B(L)`` and ``v`` are kept whole (4 bytes a
+pixel each); everything else (``L`` itself, the blurs, the noise and weight maps, the three-channel
+``x``, ``B(x)``, ``g``, ``x'``) is computed a band of rows at a time
+(:func:`~gsad.imaging.geometry.row_bands`, with the blur's context rows), into one result image.
+Values are those of the whole-image formulas, element for element (the quantiles of the noise
+estimate are taken from the same sample of whole planes).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from gsad.imaging.exposure import GRAY_WEIGHTS
+from gsad.imaging.geometry import row_bands
 
 __all__ = ["DETAIL_SIGMA", "KAPPA", "LOCAL_SIGMA", "NOISE_BINS", "NOISE_QUANTILE", "noise_energy", "restore_detail"]
 
@@ -59,8 +67,11 @@ _SAMPLES = 200_000
 _QUANTISATION = (1.0 / 255.0) ** 2 / 12.0
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``N x C x H x W`` with edge-replicating borders."""
+def _blur(x: torch.Tensor, sigma: float, edges: tuple[bool, bool] = (True, True)) -> torch.Tensor:
+    """Separable Gaussian blur of ``N x C x H x W`` with edge-replicating borders.
+
+    ``edges``: whether the first and last rows of ``x`` are the image's (replicated) or context rows
+    of a band (the blur's radius of them, not returned): a band of the whole image's blur."""
     radius = max(1, math.ceil(3.0 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
@@ -68,15 +79,29 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1),
                  groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1),
-                    groups=c)
+    top, bottom = (radius if edge else 0 for edge in edges)
+    if top or bottom:
+        x = F.pad(x, (0, 0, top, bottom), mode="replicate")
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def noise_energy(energy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """Per-pixel noise energy of a detail band (``1 x 1 x H x W``), from its local ``energy`` and
-    the local brightness ``level``: the :data:`NOISE_QUANTILE` quantile of ``energy`` in each of
-    :data:`NOISE_BINS` brightness bins (non-decreasing with brightness), interpolated linearly in
-    brightness, never below 8-bit quantisation noise."""
+def _banded_blur(plane: torch.Tensor, sigma: float, square: bool = False) -> torch.Tensor:
+    """``_blur(plane, sigma)`` (of ``plane * plane`` when ``square``), a band of rows at a time, each
+    from the band and the blur's radius of context rows: the same values, with temporaries of one
+    band (PyTorch's convolution of one channel would hold several copies of the whole image)."""
+    height, width = plane.shape[-2:]
+    radius = max(1, math.ceil(3.0 * sigma))
+    out = torch.empty_like(plane)
+    for rows in row_bands(height, width):
+        top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
+        part = plane[..., top:bottom, :]
+        out[..., rows, :] = _blur(part * part if square else part, sigma, (top == rows.start, bottom == rows.stop))
+    return out
+
+
+def _noise_table(energy: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The brightness bins of :func:`noise_energy`: (bin centres, noise energy per bin), from an
+    even sample of the pixels of one image (``1 x 1 x H x W`` each)."""
     e, lv = energy.flatten(), level.flatten()
     stride = max(1, e.numel() // _SAMPLES)
     e_s, lv_s = e[::stride], lv[::stride]
@@ -84,14 +109,27 @@ def noise_energy(energy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     bins = [b for b in torch.tensor_split(order, NOISE_BINS) if b.numel()]
     centres = torch.stack([lv_s[b].median() for b in bins])
     noise = torch.stack([torch.quantile(e_s[b], NOISE_QUANTILE) for b in bins])
-    noise = torch.cummax(noise, 0).values
-    if len(bins) == 1:
-        return noise.expand_as(energy).clamp_min(_QUANTISATION)
-    x = lv.clamp(float(centres[0]), float(centres[-1]))
-    i = torch.searchsorted(centres.contiguous(), x.contiguous()).clamp(1, len(bins) - 1)
+    return centres, torch.cummax(noise, 0).values
+
+
+def _noise_map(table: tuple[torch.Tensor, torch.Tensor], level: torch.Tensor) -> torch.Tensor:
+    """Per-pixel noise energy at brightness ``level`` (any shape) from a :func:`_noise_table`."""
+    centres, noise = table
+    if len(centres) == 1:
+        return noise.expand_as(level).clamp_min(_QUANTISATION)
+    x = level.flatten().clamp(float(centres[0]), float(centres[-1]))
+    i = torch.searchsorted(centres.contiguous(), x.contiguous()).clamp(1, len(centres) - 1)
     lo, hi = centres[i - 1], centres[i]
     t = ((x - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    return (noise[i - 1] * (1 - t) + noise[i] * t).view_as(energy).clamp_min(_QUANTISATION)
+    return (noise[i - 1] * (1 - t) + noise[i] * t).view_as(level).clamp_min(_QUANTISATION)
+
+
+def noise_energy(energy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Per-pixel noise energy of a detail band (``1 x 1 x H x W``), from its local ``energy`` and
+    the local brightness ``level``: the :data:`NOISE_QUANTILE` quantile of ``energy`` in each of
+    :data:`NOISE_BINS` brightness bins (non-decreasing with brightness), interpolated linearly in
+    brightness, never below 8-bit quantisation noise."""
+    return _noise_map(_noise_table(energy, level), level)
 
 
 def restore_detail(output: torch.Tensor, low: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -102,16 +140,28 @@ def restore_detail(output: torch.Tensor, low: torch.Tensor, strength: float = 1.
         raise ValueError(f"output and low must both be N x 3 x H x W, got {tuple(output.shape)} and {tuple(low.shape)}")
     if strength == 0.0:
         return output
-    x = (output.float() + 1.0) / 2.0
-    y = (low.float() + 1.0) / 2.0
-    luma = sum(w * y[:, c:c + 1] for c, w in enumerate(GRAY_WEIGHTS))
-    base_l = _blur(luma, DETAIL_SIGMA)
-    band = luma - base_l
-    energy = _blur(band * band, LOCAL_SIGMA)
-    noise = torch.cat([noise_energy(energy[k:k + 1], base_l[k:k + 1]) for k in range(len(x))])
-    weight = (1.0 - KAPPA * noise / energy.clamp_min(1e-12)).clamp(0.0, 1.0)
-    base_x = _blur(x, DETAIL_SIGMA)
-    gain = base_x / base_l.clamp_min(1.0 / 255.0)
-    restored = base_x + (1.0 - weight) * (x - base_x) + weight * gain * band
-    out = x + strength * (restored - x)
-    return (out.clamp(0.0, 1.0) * 2.0 - 1.0).to(output.dtype)
+    height, width = output.shape[-2:]
+    luma = torch.empty((len(low), 1, height, width), device=low.device)
+    for rows in row_bands(height, width):
+        y = (low[..., rows, :].float() + 1.0) / 2.0
+        luma[..., rows, :] = sum(w * y[:, c:c + 1] for c, w in enumerate(GRAY_WEIGHTS))
+    base_l = _banded_blur(luma, DETAIL_SIGMA)
+    band = luma.sub_(base_l)  # L - B(L), in L's storage
+    energy = _banded_blur(band, LOCAL_SIGMA, square=True)
+    tables = [_noise_table(energy[k:k + 1], base_l[k:k + 1]) for k in range(len(output))]
+    result = torch.empty_like(output)
+    radius = max(1, math.ceil(3.0 * DETAIL_SIGMA))
+    for rows in row_bands(height, width):
+        # the band's rows of x with the blur's context rows, where the image has them
+        top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
+        x = (output[..., top:bottom, :].float() + 1.0) / 2.0
+        base_x = _blur(x, DETAIL_SIGMA, (top == rows.start, bottom == rows.stop))
+        x = x[..., rows.start - top : rows.stop - top, :]
+        base_lb, band_b, energy_b = base_l[..., rows, :], band[..., rows, :], energy[..., rows, :]
+        noise = torch.cat([_noise_map(tables[k], base_lb[k:k + 1]) for k in range(len(x))])
+        weight = (1.0 - KAPPA * noise / energy_b.clamp_min(1e-12)).clamp(0.0, 1.0)
+        gain = base_x / base_lb.clamp_min(1.0 / 255.0)
+        restored = base_x + (1.0 - weight) * (x - base_x) + weight * gain * band_b
+        out = x + strength * (restored - x)
+        result[..., rows, :] = (out.clamp(0.0, 1.0) * 2.0 - 1.0).to(output.dtype)
+    return result

@@ -1,10 +1,12 @@
-"""Tiled inference for images of any size in bounded memory.
+"""Tiled inference: the network's memory bounded by the tile, for images of any size.
 
 The U-Net runs on overlapping tiles, but the diffusion trajectory stays one image: at every
 sampler step each tile predicts eps for its window of the *full* x_t, the predictions are
 blended with feathered weights, and the sampler updates the full image with noise drawn for
 the full image. So every pixel position gets the same noise whatever the tiling, tiles agree
 at every step, and with one tile covering the image the result equals untiled inference.
+The full-image tensors (x_t, the condition, the blended eps) still grow with the image: a few
+float32 images, 12 bytes a pixel each (docs/usage.md gives the measured peak).
 
 ``plan_tiles`` and ``blend_window`` are pure functions; ``TiledDenoiser`` plugs them into
 the samplers through the :class:`~gsad.diffusion.denoiser.Denoiser` interface, and
@@ -78,7 +80,7 @@ class TiledDenoiser(Denoiser):
     """A Denoiser whose eps prediction is computed tile by tile and blended.
 
     Memory for the network is bounded by the tile size; the full-size tensors are the
-    condition, x_t and the blended result.
+    condition, x_t, the blended result (normalised in place) and the weight sum ``norm``.
     """
 
     def __init__(self, net: torch.nn.Module, cond: torch.Tensor, tile: int, overlap: int, multiple: int) -> None:
@@ -99,7 +101,7 @@ class TiledDenoiser(Denoiser):
             part = Denoiser(self.net, self.cond[..., y : y + th, x : x + tw])
             eps = part.eps(x_t[..., y : y + th, x : x + tw], level)
             out[..., y : y + th, x : x + tw] += eps * self.windows[(th, tw)]
-        return out / self.norm
+        return out.div_(self.norm)
 
 
 def make_denoiser(net: torch.nn.Module, cond: torch.Tensor, tile: int | None, stride: int) -> Denoiser:

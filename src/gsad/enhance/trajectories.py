@@ -32,17 +32,24 @@ def run_trajectory(
     callback: Progress = None,
     tile: int | None = None,
     device: torch.device | str = "cpu",
+    symmetry: int = 0,
 ) -> torch.Tensor:
-    """One sampler run on ``low`` (``1 x 3 x H x W`` in [-1, 1]) with noise from ``generator``:
-    reflect-padded to the network's stride, x_T from :func:`~gsad.diffusion.samplers.initial_state`
-    (warm start: :func:`~gsad.imaging.exposure.start_estimate`), then cropped back to H x W."""
+    """One sampler run on the ``symmetry``-th :func:`~gsad.imaging.geometry.grid_symmetry` view of
+    ``low`` (``1 x 3 x H x W`` in [-1, 1]) with noise from ``generator``: reflect-padded to the
+    network's stride, x_T from :func:`~gsad.diffusion.samplers.initial_state` (warm start:
+    :func:`~gsad.imaging.exposure.start_estimate`), then cropped back and mapped back to ``low``'s grid.
+
+    Whole-image buffers during the sampler: the padded view (the condition; ``low`` itself when no
+    flip or padding is needed), x_T and the sampler's own (:func:`~gsad.diffusion.samplers.sample_reference`);
+    the view and the warm start are temporaries of the set-up."""
     stride = net.config.stride
-    padded, (h, w) = pad_to_multiple(low, stride)
+    padded, (h, w) = pad_to_multiple(grid_symmetry(low, symmetry), stride)
     cond = padded.to(device)
-    start = start_estimate(low, settings.start, stride)
-    x = initial_state(tuple(cond.shape), schedule, generator, device, start)
+    # the warm start of the view (padded's top-left corner), passed on without holding it
+    x = initial_state(tuple(cond.shape), schedule, generator, device,
+                      start_estimate(padded[..., :h, :w], settings.start, stride))
     out = SAMPLERS[settings.sampler](make_denoiser(net, cond, tile, stride), x, schedule, generator, callback)
-    return out[..., :h, :w]
+    return grid_symmetry(out[..., :h, :w], symmetry, inverse=True)
 
 
 def _offset_progress(callback: Callable[[int, int], None], done: int, total: int, step: int, _: int) -> None:
@@ -79,11 +86,13 @@ def run_ensemble(
         report = None
         if callback is not None:
             report = functools.partial(_offset_progress, callback, k * settings.steps, total)
-        view = grid_symmetry(low, k)
         noise = generator if generator is not None else torch.Generator().manual_seed(settings.seed + k)
-        out = run_trajectory(net, view, settings, schedule, noise, report, tile, device)
-        out = grid_symmetry(out, k, inverse=True)
-        mean = out if mean is None else mean + out
+        out = run_trajectory(net, low, settings, schedule, noise, report, tile, device, k)
+        if mean is None:
+            mean = out
+        else:
+            mean += out  # in place: mean is pass 0's own result
+        del out  # not held through the next pass
     if border is not None:
         mean = mean[..., border[0] : border[0] + h, border[2] : border[2] + w]
     return mean / settings.ensemble

@@ -1,5 +1,9 @@
 """Exposure maths on sRGB pixels: the sRGB transfer curve, luma weights, the global auto-exposure
 and its soft variant, the user's +-EV adjustment, and the samplers' warm-start estimate built on them.
+
+The whole-image passes decode and encode a band of rows at a time
+(:func:`~gsad.imaging.geometry.row_bands`): the same float64 values as a whole-image pass, in
+memory of one uint8 image plus one float64 luminance plane.
 """
 
 from __future__ import annotations
@@ -7,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gsad.imaging.geometry import pad_to_multiple
+from gsad.imaging.geometry import pad_to_multiple, row_bands
 from gsad.imaging.tensors import from_model, to_model
 
 
@@ -37,10 +41,9 @@ def auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
     The simplest brightening a camera does; a baseline in the held-out table and the warm
     start of the ``exposure`` sampler start. A black image stays black.
     """
-    linear = _decode(image)
-    luminance = _mean_luminance(linear)
+    luminance = _mean_luminance(image)
     gain = target / luminance if luminance > 0 else 1.0
-    return _encode(linear * gain)
+    return _apply_gain(image, gain)
 
 
 
@@ -56,8 +59,23 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 
 
-def _mean_luminance(linear: np.ndarray) -> float:
-    return float((linear @ LUMINANCE).mean())
+def _mean_luminance(image: np.ndarray) -> float:
+    """Mean linear luminance of a uint8 sRGB image: the plane ``_decode(image) @ LUMINANCE``,
+    decoded by bands of rows, then its mean (the same sum as over the whole decoded image)."""
+    height, width = image.shape[:2]
+    luminance = np.empty((height, width), dtype=np.float64)
+    for rows in row_bands(height, width):
+        luminance[rows] = _decode(image[rows]) @ LUMINANCE
+    return float(luminance.mean())
+
+
+
+def _apply_gain(image: np.ndarray, gain: float) -> np.ndarray:
+    """``_encode(_decode(image) * gain)`` by bands of rows: uint8 sRGB scaled by ``gain`` in linear light."""
+    out = np.empty(image.shape, dtype=np.uint8)
+    for rows in row_bands(*image.shape[:2]):
+        out[rows] = _encode(_decode(image[rows]) * gain)
+    return out
 
 
 
@@ -95,11 +113,10 @@ def soft_auto_exposure(image: np.ndarray, target: float = 0.18) -> np.ndarray:
     The warm start of the ``soft-exposure`` sampler start: a photo that needs no correction
     starts from itself, not from a brightened copy.
     """
-    linear = _decode(image)
-    gain = soft_exposure_gain(_mean_luminance(linear), target)
+    gain = soft_exposure_gain(_mean_luminance(image), target)
     if gain == 1.0:
         return np.asarray(image, dtype=np.uint8).copy()
-    return _encode(linear * gain)
+    return _apply_gain(image, gain)
 
 
 
@@ -114,7 +131,7 @@ def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
     if np.issubdtype(image.dtype, np.floating):  # float [0, 1] pixels (16-bit outputs): not rounded
         linear = srgb_to_linear(np.clip(image, 0.0, 1.0))
         return linear_to_srgb(linear * 2.0**ev).astype(np.float32)
-    return _encode(_decode(image) * 2.0**ev)
+    return _apply_gain(image, 2.0**ev)
 
 
 
@@ -127,8 +144,8 @@ def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor |
     if start == "noise":
         return None
     expose = soft_auto_exposure if start == "soft-exposure" else auto_exposure
-    exposed = torch.cat([to_model(expose(from_model(x))) for x in low])
-    return pad_to_multiple(exposed, stride)[0]
+    exposed = [to_model(expose(from_model(x))) for x in low]
+    return pad_to_multiple(exposed[0] if len(exposed) == 1 else torch.cat(exposed), stride)[0]
 
 
 #: ITU-R BT.601 luma weights of the GT-mean protocol (R, G, B).

@@ -1,12 +1,19 @@
 """The pixel grid of model tensors: padding to the network's stride, the reference's mirror
 padding, and the eight symmetries the self-ensemble runs on. Pure functions of ``... x H x W``
-tensors; no model, no files.
+tensors; no model, no files. :func:`row_bands` splits a grid into bands of rows, for whole-image
+passes that run a band at a time in bounded memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
+
+#: Pixels per band of :func:`row_bands`: the temporaries of a whole-image pass run by bands are
+#: a few of this many values (a few MB), whatever the image size.
+BAND_PIXELS = 1 << 18
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -53,3 +60,17 @@ def grid_symmetry(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tenso
     if not inverse and transpose:
         x = x.transpose(-2, -1)
     return x
+
+
+def row_bands(height: int, width: int, pixels: int = BAND_PIXELS) -> Iterator[slice]:
+    """Slices of consecutive rows covering ``0..height``: bands of ``pixels // width`` rows (at least
+    one), the last one taking the remainder, so no band is smaller than that unless the image is.
+    An elementwise pass run band by band gives the same values as on the whole image, with
+    temporaries the size of one band. (Bands are never small: PyTorch picks its convolution
+    algorithm by input size, and a band must get the whole image's.)"""
+    rows = max(1, pixels // max(1, width))
+    tops = list(range(0, height, rows))
+    if len(tops) > 1 and height - tops[-1] < rows:
+        tops.pop()  # the short remainder joins the band before it
+    for top, bottom in zip(tops, tops[1:] + [height]):
+        yield slice(top, bottom)

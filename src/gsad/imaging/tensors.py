@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gsad.imaging.geometry import row_bands
+
 
 def to_model(image: np.ndarray) -> torch.Tensor:
     """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float32 tensor in [-1, 1] (x / 127.5 - 1).
@@ -25,21 +27,26 @@ def to_model(image: np.ndarray) -> torch.Tensor:
     if not pixels.flags.writeable:  # e.g. np.asarray(pil_image): torch would warn about sharing it
         pixels = pixels.copy()
     t = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
-    return t.to(torch.float32) / 127.5 - 1.0
+    return t.to(torch.float32).div_(127.5).sub_(1.0)  # in place: one float image, not three
 
 
 
 def from_model(x: torch.Tensor) -> np.ndarray:
     """``1 x 3 x H x W`` (or ``3 x H x W``) tensor in [-1, 1] -> ``H x W x 3`` uint8.
 
-    Maps by (x + 1) / 2, clamps to [0, 1], scales by 255 and rounds.
+    Maps by (x + 1) / 2, clamps to [0, 1], scales by 255 and rounds; a band of rows at a time
+    (:func:`~gsad.imaging.geometry.row_bands`), so the float temporaries are one band's.
     """
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise ValueError(f"from_model takes one image, got a batch of {x.shape[0]}")
         x = x[0]
-    x01 = ((x.detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
-    return (x01 * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    channels, height, width = x.shape
+    out = torch.empty((height, width, channels), dtype=torch.uint8)
+    for rows in row_bands(height, width):
+        x01 = ((x[:, rows].detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
+        out[rows] = (x01 * 255.0).round().to(torch.uint8).permute(1, 2, 0)
+    return out.numpy()
 
 
 
