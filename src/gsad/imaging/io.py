@@ -36,7 +36,7 @@ PILLOW_LIMIT_LOCK = threading.Lock()
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif", ".avif")
 
 #: Suffixes of HEIF files, read and written through pillow-heif (the ``gsad[formats]`` extra).
-HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif", ".heics", ".heifs"})
 
 #: Formats Pillow registers an opener for but cannot decode: it only identifies MPEG video.
 _IDENTIFY_ONLY = frozenset({"MPEG"})
