@@ -261,18 +261,26 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         return raw_size(path)
     register_plugins(path)
     try:
-        with quiet_native_stderr(), PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        with quiet_native_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                with Image.open(path) as img:
-                    return img.size
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+            with open_unlimited(path) as img:
+                return img.size
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from None
+
+
+def open_unlimited(path: Path) -> Image.Image:
+    """``Image.open(path)`` with Pillow's own decompression-bomb limit lifted (under
+    :data:`PILLOW_LIMIT_LOCK`; its warning silenced): callers apply gsad's limit from the header."""
+    with PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -320,13 +328,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
     register_plugins(path)
     try:
         with quiet_native_stderr():
-            with PILLOW_LIMIT_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    img = Image.open(path)
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
+            img = open_unlimited(path)
             with img:
                 width, height = img.size
                 if max_pixels is not None and width * height > max_pixels:

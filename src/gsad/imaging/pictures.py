@@ -24,11 +24,11 @@ from gsad.files import write_output
 from gsad.imaging import color
 from gsad.imaging.io import (
     HEIF_SUFFIXES,
-    PILLOW_LIMIT_LOCK,
     PROFILE_FORMATS,
     check_file,
     first_value,
     is_output_image_file,
+    open_unlimited,
     quantize,
     quiet_native_stderr,
     read_image,
@@ -148,12 +148,7 @@ def read_picture(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS, r
     register_plugins(path)
     try:
         with quiet_native_stderr():
-            with PILLOW_LIMIT_LOCK:
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    img = Image.open(path)
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
+            img = open_unlimited(path)
             with img:
                 tile = list(img.tile)  # before anything loads the image (a PNG's getexif() may)
                 img.load()
