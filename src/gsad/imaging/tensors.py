@@ -21,8 +21,8 @@ def to_model(image: np.ndarray) -> torch.Tensor:
     values outside clipped: 2 x - 1.
     """
     if np.issubdtype(np.asarray(image).dtype, np.floating):
-        unit = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-        return torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1).unsqueeze(0) * 2.0 - 1.0
+        unit = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)  # a new array: changed in place below
+        return torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1).unsqueeze(0).mul_(2.0).sub_(1.0)
     pixels = np.ascontiguousarray(image)
     if not pixels.flags.writeable:  # e.g. np.asarray(pil_image): torch would warn about sharing it
         pixels = pixels.copy()
@@ -57,8 +57,11 @@ def from_model_unit(x: torch.Tensor) -> np.ndarray:
         if x.shape[0] != 1:
             raise ValueError(f"from_model_unit takes one image, got a batch of {x.shape[0]}")
         x = x[0]
-    x01 = ((x.detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
-    return x01.permute(1, 2, 0).contiguous().numpy()
+    channels, height, width = x.shape
+    out = torch.empty((height, width, channels), dtype=torch.float32)
+    for rows in row_bands(height, width):  # a band at a time, as from_model
+        out[rows] = ((x[:, rows].detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).permute(1, 2, 0)
+    return out.numpy()
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
