@@ -149,3 +149,30 @@ def test_under_torchrun_every_rank_runs_the_engine_rank_0_chose(busy_tiny_checkp
     enhancer = shared_enhancer(Rank1(rank=1, world_size=2), busy_tiny_checkpoint, "auto")
     assert enhancer.fast_path == chosen
     assert isinstance(enhancer.net, engines.OnnxRuntimeNet)
+
+
+def test_a_damaged_cached_graph_is_exported_again(model, tmp_path):
+    folder = tmp_path / "graphs"
+    path = engines.onnx_file(model, folder)
+    path.write_bytes(b"junk")  # a cache file damaged on disk
+    net = engines.engine_net(model, "onnxruntime", "fp32", folder)
+    x = torch.rand(1, 6, 16, 16) * 2 - 1
+    with torch.inference_mode():
+        expected = InferenceNet(model, "fp32")(x, torch.tensor([0.5]))[0]
+    assert (net(x, torch.tensor([0.5]))[0] - expected).abs().max() < 1e-4
+    assert path.read_bytes() != b"junk"
+
+
+def test_an_engine_that_cannot_run_is_one_line_or_dropped_by_auto(model, offer_engines, monkeypatch):
+    def broken(self, x, level):
+        raise RuntimeError("Exception from src/plugin.cpp:12:\n[ GENERAL_ERROR ] no kernel for this CPU\n")
+
+    monkeypatch.setattr(engines.OpenVinoNet, "run", broken)
+    net = engines.engine_net(model, "openvino", "fp32", fastpath.cache_dir() / "onnx")
+    with pytest.raises(DependencyError, match=r"^the openvino engine failed on a 1x6x16x16 input \(\[ GENERAL_ERROR \] "
+                                              r"no kernel for this CPU\); --engine torch runs without it$"):
+        net(torch.zeros(1, 6, 16, 16), torch.tensor([0.5]))
+    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths, budget=2.0, setup=None: {
+        p.label: (0.001 if p.engine == "openvino" else 1.0) for p in paths})
+    choice = fastpath.choose(model, CPU)
+    assert choice.path.engine != "openvino" and choice.levels["openvino fp32"] == float("inf")

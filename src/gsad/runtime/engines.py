@@ -25,7 +25,9 @@ import hashlib
 import importlib.util
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ from gsad.network.onnx_export import DEFAULT_OPSET, FORMAT, export_onnx, metadat
 from gsad.network.unet import UNet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Every engine name (``torch`` is always there).
 ENGINES = ENGINE_NAMES
@@ -100,6 +103,32 @@ def onnx_file(model: UNet, folder: Path) -> Path:
     return path
 
 
+def reason(exc: BaseException) -> str:
+    """An engine's error in one line: its last non-empty line (OpenVINO puts the cause last, under
+    lines naming its source files), else the exception's type."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def load_graph(model: UNet, folder: Path, engine: str, load: Callable[[Path], T]) -> T:
+    """``load(path)`` of ``model``'s cached graph (:func:`onnx_file`). A cached file the engine cannot
+    read (damaged on disk) is exported again, once; a second failure is one
+    :class:`~gsad.errors.DependencyError` line naming the engine and the way around it."""
+    for attempt in range(2):
+        path = onnx_file(model, folder)
+        try:
+            return load(path)
+        except Exception as exc:  # noqa: BLE001 (each engine raises its own types)
+            if attempt == 0:
+                log.warning("%s: %s cannot read the cached network (%s); exporting it again", path, engine,
+                            reason(exc))
+                path.unlink(missing_ok=True)
+                continue
+            raise DependencyError(f"the {engine} engine cannot run the network ({reason(exc)}); --engine torch runs "
+                                  "without it") from None
+    raise AssertionError("unreachable")
+
+
 class EngineNet(nn.Module):
     """The call of :class:`~gsad.network.inference_net.InferenceNet` on another engine (see the module).
 
@@ -125,7 +154,11 @@ class EngineNet(nn.Module):
         device = x.device
         inputs = x.detach().to("cpu", torch.float32).contiguous().numpy()
         levels = level.detach().to("cpu", torch.float32).reshape(-1).expand(x.shape[0]).contiguous().numpy()
-        eps = self.run(inputs, levels)
+        try:
+            eps = self.run(inputs, levels)
+        except Exception as exc:  # noqa: BLE001 (each engine raises its own types)
+            raise DependencyError(f"the {self.engine} engine failed on a {'x'.join(map(str, inputs.shape))} input "
+                                  f"({reason(exc)}); --engine torch runs without it") from None
         return torch.from_numpy(np.ascontiguousarray(eps, dtype=np.float32)).to(device), None
 
 
@@ -143,9 +176,8 @@ class OnnxRuntimeNet(EngineNet):
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings and below (e.g. unused initialisers) are not the user's business
-        self.session = onnxruntime.InferenceSession(
-            str(onnx_file(model, folder)), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = load_graph(model, folder, self.engine, lambda path: onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]))
 
     def run(self, x: np.ndarray, level: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"x": x, "level": level})[0]
@@ -163,12 +195,12 @@ class OpenVinoNet(EngineNet):
 
         self.core = openvino.Core()
         self.cache = folder.parent / "openvino"
-        self.graph = onnx_file(model, folder)
+        self.graph = load_graph(model, folder, self.engine, lambda path: self.core.read_model(str(path)))
         self.compiled: dict[tuple[int, ...], object] = {}
 
     def _compiled(self, shape: tuple[int, ...]):
         if shape not in self.compiled:
-            model = self.core.read_model(str(self.graph))
+            model = self.graph.clone()
             model.reshape({"x": list(shape), "level": [shape[0]]})
             config = {
                 "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",

@@ -65,7 +65,7 @@ from gsad.config import ENGINE_CHOICES, PRECISION_CHOICES, TOLERANCE_LEVELS, Net
 from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import initial_state, sample_reference
 from gsad.diffusion.schedules import Schedule
-from gsad.errors import ConfigError
+from gsad.errors import ConfigError, DependencyError
 from gsad.files import write_text_atomic
 from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.layers import nnpack_available
@@ -239,18 +239,25 @@ def fidelity(model: UNet, cond: torch.Tensor, checks: list[str | FastPath]) -> d
     A check is a torch precision (``"bf16"``) or a path of another engine; the result is keyed by
     :func:`fidelity_key` (``"bf16"``, ``"onnxruntime fp32"``), with ``"fp32"`` (0) as well."""
     schedule = Schedule.linear(PROBE_STEPS, *PROBE_SCHEDULE)
+
+    def run(net) -> torch.Tensor:
+        net.precompute(schedule.sqrt_alpha_bar)
+        generator = torch.Generator().manual_seed(PROBE_SEED)
+        x = initial_state(tuple(cond.shape), schedule, generator, cond.device)
+        return sample_reference(Denoiser(net, cond), x, schedule, generator)
+
     outputs = {}
     with one_thread():
         for check in ["fp32", *(c for c in checks if c != "fp32")]:
             if isinstance(check, FastPath) and check.engine != "torch":
-                key, net = fidelity_key(check), build_net(model, check)
+                try:
+                    outputs[fidelity_key(check)] = run(build_net(model, check))
+                except DependencyError as exc:  # an engine that cannot run here is not a candidate
+                    log.warning("%s; not a candidate", exc)
+                    outputs[fidelity_key(check)] = torch.full_like(outputs["fp32"], float("inf"))
             else:
                 key = check.precision if isinstance(check, FastPath) else check
-                net = InferenceNet(model, key, channels_last=cond.device.type == "cuda" or key == "bf16")
-            net.precompute(schedule.sqrt_alpha_bar)
-            generator = torch.Generator().manual_seed(PROBE_SEED)
-            x = initial_state(tuple(cond.shape), schedule, generator, cond.device)
-            outputs[key] = sample_reference(Denoiser(net, cond), x, schedule, generator)
+                outputs[key] = run(InferenceNet(model, key, channels_last=cond.device.type == "cuda" or key == "bf16"))
     return {p: float((out - outputs["fp32"]).abs().mean()) * 127.5 for p, out in outputs.items()}
 
 
