@@ -6,7 +6,8 @@
 # Resumable: a run in WORK_DIR is continued with --resume (same data order, optimizer and EMA).
 # On a new machine, where WORK_DIR has no run, stage 1 starts from the newest weights saved in the
 # repository (benchmarks/default_model/v3-progress/v3-s1.safetensors: EMA weights only, no
-# optimizer state; Adam restarts from them with a new seed) when they exist, else from scratch.
+# optimizer state; Adam restarts from them with a new seed, 33 for the step-2000 snapshot) when they
+# exist, else from scratch.
 set -euo pipefail
 work=${1:?usage: train_v3.sh WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,7 @@ if compgen -G "runs/v3-s1/checkpoints/step_*.state.pt" > /dev/null; then
     gsad train --resume --out runs/v3-s1 --max-steps "$steps"
 elif [ -f "$snapshot" ]; then
     gsad train --stage uncertainty --init "$snapshot" "${data[@]}" \
-        --crop 64 --lr 2e-4 --seed 32 --max-steps "$steps" --out runs/v3-s1
+        --crop 64 --lr 2e-4 --seed 33 --max-steps "$steps" --out runs/v3-s1
 else
     gsad train --config "$here/v3_network.yaml" --stage uncertainty "${data[@]}" \
         --crop 64 --lr 2e-4 --seed 31 --max-steps "$steps" --out runs/v3-s1
