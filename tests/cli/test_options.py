@@ -112,3 +112,21 @@ def test_train_sampler_flags_are_the_shared_ones_with_a_prefix_and_old_spellings
     old = _subparser("train").parse_args(["--beta-start", "2e-3", "--beta-end", "0.7", "--sampler-steps", "3"])
     assert sampler_overrides(old, prefix="sampler-") == {**dict.fromkeys(SAMPLER_FIELDS), "beta_start": 2e-3,
                                                           "beta_end": 0.7, "steps": 3}
+
+
+def test_an_error_line_is_one_write(monkeypatch):
+    """Several torchrun ranks share one stderr: a line written in pieces could be split by another's."""
+    import io
+
+    from gsad.cli.options import print_error
+
+    writes = []
+
+    class Recorder(io.StringIO):
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr("sys.stderr", Recorder())
+    print_error("x.png: unreadable")
+    assert writes == ["gsad: error: x.png: unreadable\n"]

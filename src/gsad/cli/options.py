@@ -38,7 +38,10 @@ PROG = "gsad"
 
 
 def print_error(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """``gsad: error: MESSAGE`` on stderr as one write of the whole line, newline included (print()
+    writes the text and the newline separately, so two torchrun ranks' lines could interleave)."""
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
 
 
 class Parser(argparse.ArgumentParser):
