@@ -31,37 +31,34 @@ def to_model(image: np.ndarray) -> torch.Tensor:
 
 
 
+def _unit_bands(x: torch.Tensor, name: str, dtype: torch.dtype, finish) -> np.ndarray:
+    """``finish((x + 1) / 2 clamped to [0, 1])`` as ``H x W x C`` of ``dtype``, for one image
+    (``1 x C x H x W`` or ``C x H x W``), a band of rows at a time
+    (:func:`~gsad.imaging.geometry.row_bands`), so the float temporaries are one band's."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"{name} takes one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    channels, height, width = x.shape
+    out = torch.empty((height, width, channels), dtype=dtype)
+    for rows in row_bands(height, width):
+        x01 = ((x[:, rows].detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
+        out[rows] = finish(x01).permute(1, 2, 0)
+    return out.numpy()
+
+
 def from_model(x: torch.Tensor) -> np.ndarray:
     """``1 x 3 x H x W`` (or ``3 x H x W``) tensor in [-1, 1] -> ``H x W x 3`` uint8.
 
-    Maps by (x + 1) / 2, clamps to [0, 1], scales by 255 and rounds; a band of rows at a time
-    (:func:`~gsad.imaging.geometry.row_bands`), so the float temporaries are one band's.
+    Maps by (x + 1) / 2, clamps to [0, 1], scales by 255 and rounds, a band of rows at a time.
     """
-    if x.dim() == 4:
-        if x.shape[0] != 1:
-            raise ValueError(f"from_model takes one image, got a batch of {x.shape[0]}")
-        x = x[0]
-    channels, height, width = x.shape
-    out = torch.empty((height, width, channels), dtype=torch.uint8)
-    for rows in row_bands(height, width):
-        x01 = ((x[:, rows].detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
-        out[rows] = (x01 * 255.0).round().to(torch.uint8).permute(1, 2, 0)
-    return out.numpy()
-
+    return _unit_bands(x, "from_model", torch.uint8, lambda x01: (x01 * 255.0).round().to(torch.uint8))
 
 
 def from_model_unit(x: torch.Tensor) -> np.ndarray:
     """``1 x 3 x H x W`` (or ``3 x H x W``) tensor in [-1, 1] -> ``H x W x 3`` float32 in [0, 1]
     ((x + 1) / 2, clamped), not rounded: what 16-bit outputs are quantized from."""
-    if x.dim() == 4:
-        if x.shape[0] != 1:
-            raise ValueError(f"from_model_unit takes one image, got a batch of {x.shape[0]}")
-        x = x[0]
-    channels, height, width = x.shape
-    out = torch.empty((height, width, channels), dtype=torch.float32)
-    for rows in row_bands(height, width):  # a band at a time, as from_model
-        out[rows] = ((x[:, rows].detach().to("cpu", torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).permute(1, 2, 0)
-    return out.numpy()
+    return _unit_bands(x, "from_model_unit", torch.float32, lambda x01: x01)
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
