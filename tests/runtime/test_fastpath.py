@@ -79,7 +79,7 @@ def test_bf16_cpu_takes_bf16_within_tolerance(bf16_cpu):
 
 def test_precision_beyond_tolerance_is_refused(bf16_cpu, monkeypatch):
     monkeypatch.setattr(fastpath, "TOLERANCE_LEVELS", 1e-6)  # bf16 cannot meet it
-    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths: {p.label: 1.0 for p in paths})
+    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths, setup=None: {p.label: 1.0 for p in paths})
     choice = fastpath.choose(_model(), CPU)
     assert choice.path.precision == "fp32" and choice.levels["bf16"] > 1e-6
 
@@ -90,7 +90,8 @@ def test_timing_rule_needs_a_real_gain(bf16_cpu, monkeypatch, bf16_seconds, expe
     monkeypatch.setattr(fastpath, "hardware_choice", lambda device, paths: None)
     monkeypatch.setattr(fastpath, "nnpack_available", lambda: True)
     seconds = {"fp32 Winograd NCHW": 1.2, "fp32 NCHW": 1.0, "bf16 channels-last": bf16_seconds}
-    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths: {p.label: seconds[p.label] for p in paths})
+    monkeypatch.setattr(fastpath, "timing",
+                        lambda model, cond, paths, setup=None: {p.label: seconds[p.label] for p in paths})
     choice = fastpath.choose(_model(), CPU)
     assert choice.how == "probe" and choice.path.precision == expected
     if expected == "fp32":
@@ -102,7 +103,8 @@ def test_timing_measures_every_path_and_the_probe_takes_the_fastest(monkeypatch)
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: NO_BF16)
     monkeypatch.setattr(cpu, "cpu_flags", lambda: NO_BF16)
     real_timing = fastpath.timing
-    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths: real_timing(model, cond, paths, budget=0.0))
+    monkeypatch.setattr(fastpath, "timing", lambda model, cond, paths, setup=None: real_timing(
+        model, cond, paths, budget=0.0, setup=setup))
     paths = [FastPath("fp32", True, False), FastPath("fp32", False, False)]
     choice = fastpath.probe(_model(), CPU, paths)
     assert choice.how == "probe" and choice.levels == {}  # fp32 only: no fidelity check to run

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     worst: list[float] = []
 
     def write(tmp: str) -> None:
-        export_onnx(model.eval(), tmp, props, opset=args.opset or DEFAULT_OPSET)
+        export_onnx(model, tmp, props, opset=args.opset or DEFAULT_OPSET)
         if check:
             worst.append(check_export(model, Path(tmp), target))
 

@@ -85,25 +85,30 @@ def export_onnx(
     (default: 4 strides square; any multiple of the stride gives the same graph), with autograd on:
     the layers' inference shortcuts (a noise term folded into a convolution's bias when the
     batch has one level, in-place activations) are Python-side choices a trace would freeze, and
-    the plain path computes the same numbers for every batch. ``path`` is written as is (callers
+    the plain path computes the same numbers for every batch. The trace runs in eval mode and
+    leaves ``model``'s mode as it was. ``path`` is written as is (callers
     write through :func:`gsad.files.write_output`). Raises
     :class:`~gsad.errors.DependencyError` without the onnx package.
     """
     onnx = _onnx()
     stride = model.config.stride
     height, width = example or (4 * stride, 4 * stride)
+    was_training = model.training
     net = EpsNetwork(model).eval()
     x = torch.randn(2, model.config.in_channels, height, width, generator=torch.Generator().manual_seed(0))
     level = torch.tensor([0.4, 0.8])
     dims = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings(), torch.enable_grad():
-        # the tracer warns about Python-side checks (the stride test in UNet.features): they hold
-        # for every size the graph is meant for, which the file's metadata states
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net, (x, level), str(path), input_names=list(INPUTS), output_names=[OUTPUT], opset_version=opset,
-            dynamic_axes={"x": dims, "level": {0: "batch"}, OUTPUT: dims}, dynamo=False,
-        )
+    try:
+        with warnings.catch_warnings(), torch.enable_grad():
+            # the tracer warns about Python-side checks (the stride test in UNet.features): they hold
+            # for every size the graph is meant for, which the file's metadata states
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net, (x, level), str(path), input_names=list(INPUTS), output_names=[OUTPUT], opset_version=opset,
+                dynamic_axes={"x": dims, "level": {0: "batch"}, OUTPUT: dims}, dynamo=False,
+            )
+    finally:
+        model.train(was_training)  # traced in eval mode; the caller's model is left as it was
     graph = onnx.load(str(path))
     del graph.metadata_props[:]
     for key, value in (props or {}).items():

@@ -94,12 +94,7 @@ def onnx_file(model: UNet, folder: Path) -> Path:
     path = folder / f"{model_key(model)}.onnx"
     if not path.exists():
         log.info("exporting the network to %s (once per model)", path)
-        was_training = model.training
-        model.eval()
-        try:
-            atomic_write(path, lambda tmp: export_onnx(model, tmp, metadata(model.config, SamplerConfig())))
-        finally:
-            model.train(was_training)
+        atomic_write(path, lambda tmp: export_onnx(model, tmp, metadata(model.config, SamplerConfig())))
     return path
 
 

@@ -316,12 +316,7 @@ def probe(model: UNet, device: torch.device, paths: list[FastPath]) -> Choice:
             return Choice(preferred, "hardware", detail, {}, levels)
         cond = _probe_input(model, device)
         setup: dict[str, float] = {}
-        if len(ok) < 2:
-            seconds = {}
-        elif any(p.engine != "torch" for p in ok):
-            seconds = timing(model, cond, ok, setup=setup)
-        else:
-            seconds = timing(model, cond, ok)
+        seconds = timing(model, cond, ok, setup=setup) if len(ok) > 1 else {}
     scale = RUN_FORWARDS * RUN_PIXELS / (cond.shape[-1] * cond.shape[-2])
     cost = {label: s * scale + setup.get(label, 0.0) for label, s in seconds.items()}  # torch: no set-up
     fp32_best = min((cost[p.label] for p in ok if p.precision == "fp32"), default=float("inf"))
