@@ -170,7 +170,7 @@ def _torchrun_enhance(tmp_path, fail, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), fail,
            str(tmp_path / "two"), *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_torchrun_splits_the_frames_and_writes_one_process_video(tiny_checkpoint, make_clip, tmp_path, monkeypatch,

@@ -28,6 +28,16 @@ keep the output steady (:class:`FrameEnhancer`):
 
 :func:`enhance_video` streams a file through :func:`gsad.imaging.video.transcode`: one frame in
 memory at a time, any length.
+
+**Under torchrun** (``ctx``): the recursion is cheap and the sampling is not, so they are split
+(:meth:`FrameEnhancer.enhanced` gives E_t, :meth:`FrameEnhancer.blended` O_t). With
+``noise="same"`` E_t depends on frame t alone, so the frames are dealt to the ranks in
+round-robin chunks (:class:`~gsad.enhance.parallel.FrameShare`): each rank decodes the whole span
+(:func:`~gsad.imaging.video.decode_span`) and computes E_t for its own chunks' frames only; rank 0
+takes every E_t in frame order (its own, or the uint8 array another rank sent: the exact bytes),
+runs the recursion and encodes. The output is one process's byte for byte, for every ``blend``.
+``noise="fresh"`` cannot be split (frame t's noise is what the frames before it left in the one
+generator): rank 0 then enhances the whole video alone.
 """
 
 from __future__ import annotations

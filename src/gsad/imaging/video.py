@@ -8,7 +8,9 @@ H.264 or H.265 at a constant rate factor, and copies the first audio stream's pa
 rate (constant or variable) and the audio sync are kept, and the rotation the input's display
 matrix states is written to the output's. The output is written to a temporary file beside it
 and renamed at the end (:func:`gsad.files.write_output`): an interrupted run leaves no file under
-the output's name. No torch here; numpy and PyAV are imported when a video is read.
+the output's name. :func:`decode_span` hands over the same frames without writing anything (the
+other torchrun ranks of a video, :mod:`gsad.enhance.video`). No torch here; numpy and PyAV are
+imported when a video is read.
 """
 
 from __future__ import annotations
