@@ -107,8 +107,9 @@ def test_a_video_goes_alone(make_clip, dark_image, tmp_path, capsys):
 
 
 # Under torchrun: `gsad enhance` with the frames rank 0 hands the encoder saved beside each output
-# (OUT.npy), chunks of 3 frames, and optionally a failure on rank 1's second frame. The launcher joins
-# the process group itself, so both runs share it (joining a second one in the same processes can race).
+# (OUT.npy), chunks of 3 frames, and optionally a failure on rank 1's second frame (then one run, which
+# sets up its process group itself). Else the launcher joins the process group for both runs to share
+# (joining a second one in the same processes can race).
 LAUNCHER = """
 import os, signal, sys
 import numpy as np
@@ -134,11 +135,12 @@ def enhanced(self, frame, count=[0]):
         raise ModelOutputError("rank 1: the network produced NaN")
     return real_enhanced(self, frame)
 
-dist.init_process_group("gloo")
 video.transcode = transcode
 fail, out, args = sys.argv[1], sys.argv[2], sys.argv[3:]
 if fail != "none":
     video.FrameEnhancer.enhanced = enhanced
+else:
+    dist.init_process_group("gloo")
 for b in ("0", "0.5"):
     code = main(["enhance", *args, "-o", f"{out}{b}.mp4", "--temporal-blend", b])
     if code:

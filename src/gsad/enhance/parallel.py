@@ -208,6 +208,8 @@ class FrameShare:
         try:
             return call()
         except RuntimeError as exc:  # gloo: the peer's connection closed (it stopped), or the group's timeout
-            why = "did not answer within the timeout" if "timed out" in str(exc).lower() else "failed or stopped"
-            raise PeerError(f"rank {self.ctx.rank}: stopped because rank {peer} {why} (its message says why)"
-                            ) from None
+            if "timed out" in str(exc).lower():
+                raise PeerError(f"rank {self.ctx.rank}: stopped: no word from rank {peer} within the process "
+                                "group's timeout") from None
+            raise PeerError(f"rank {self.ctx.rank}: stopped because rank {peer} failed or stopped (its message "
+                            "says why)") from None
