@@ -36,6 +36,81 @@ def test_share_is_round_robin_in_lockstep(monkeypatch, rank, world, expected):
     assert bar.n == 5
 
 
+@pytest.mark.parametrize(("world", "chunk", "owners"), [
+    (2, 3, [0, 0, 0, 1, 1, 1, 0, 0, 0, 1]), (3, 2, [0, 0, 1, 1, 2, 2, 0, 0, 1, 1]), (2, 1, [0, 1] * 5),
+    (1, 4, [0] * 10)])
+def test_chunk_owner_deals_round_robin_chunks(world, chunk, owners):
+    assert [parallel.chunk_owner(t, world, chunk) for t in range(10)] == owners
+
+
+class Wire:
+    """torch.distributed's point-to-point calls between in-process ranks: a message per (src, dst, tag)."""
+
+    def __init__(self):
+        self.messages, self.sent, self.most_pending = {}, [], 0
+
+    def get_backend(self):
+        return "gloo"
+
+    def isend(self, tensor, dst, group=None, tag=0):
+        self.messages[(self.rank, dst, tag)] = tensor.clone()
+        self.sent.append(tag)
+        return self
+
+    def irecv(self, tensor, src, group=None, tag=0):
+        tensor.copy_(self.messages.pop((src, self.rank, tag)))
+        return self
+
+    def wait(self):
+        return True
+
+
+def test_frame_share_gathers_every_result_on_rank_zero_in_order(monkeypatch):
+    """Chunks of 3 over 10 frames, 2 ranks: rank 1 works on frames 3-5 and 9 only and holds at most one
+    chunk unsent; rank 0 works on the others and takes rank 1's exact bytes, in frame order."""
+    wire = Wire()
+    monkeypatch.setattr(parallel, "dist", wire)
+    frames = [np.full((2, 3, 3), t, np.uint8) for t in range(10)]
+    worked = {0: [], 1: []}
+
+    def share(rank):
+        def work(frame):
+            worked[rank].append(int(frame[0, 0, 0]))
+            return 255 - frame
+        return parallel.FrameShare(Context(rank=rank, world_size=2), work, chunk=3)
+
+    wire.rank = 1
+    other = share(1)
+    for frame in frames:
+        other.offer(frame)
+        assert len(other.pending) <= 3
+    other.flush()
+    assert worked[1] == wire.sent == [3, 4, 5, 9] and not other.pending
+    wire.rank = 0
+    main = share(0)
+    results = [main.result(frame) for frame in frames]
+    assert worked[0] == [0, 1, 2, 6, 7, 8] and not wire.messages
+    assert all(r.dtype == np.uint8 and np.array_equal(r, 255 - f) for r, f in zip(results, frames))
+
+
+def test_frame_share_names_a_rank_that_stopped(monkeypatch):
+    from gsad.errors import PeerError
+
+    wire = Wire()
+    wire.rank = 0
+    monkeypatch.setattr(parallel, "dist", wire)
+    main = parallel.FrameShare(Context(rank=0, world_size=2), lambda f: f, chunk=1)
+
+    def closed(*args, **kwargs):
+        raise RuntimeError("[pair.cc:537] Read error: Connection reset by peer")
+
+    wire.irecv = closed
+    frame = np.zeros((2, 2, 3), np.uint8)
+    assert main.result(frame) is frame
+    with pytest.raises(PeerError, match="^rank 0: stopped because rank 1 failed or stopped"):
+        main.result(frame)
+
+
 def test_world_of_one_needs_no_process_group():
     ctx = Context()
     assert parallel.finished(ctx, 3) == 3 and parallel.gather(ctx, {"a": 1}) == [{"a": 1}]

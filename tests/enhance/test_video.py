@@ -42,6 +42,30 @@ def test_same_noise_gives_identical_frames_identical_outputs(enhancer):
     assert not np.array_equal(fresh(frame), fresh(frame))
 
 
+def test_enhanced_then_blended_is_the_frame_enhancer_whoever_computes_e_t(enhancer):
+    """O_t = w O_{t-1} + (1 - w) E_t, rounded, from E_t alone: E_t computed by other FrameEnhancers, each
+    seeing only its own frames (as the torchrun ranks do), gives the very frames one FrameEnhancer gives."""
+    frames = static_scene(7)
+    frames[4] = frames[4].copy()
+    frames[4][:, 20:] = np.clip(frames[4][:, 20:].astype(int) + 40, 0, 255)  # a change: blended only in part
+    settings = video_settings(enhancer)
+    for blend in (0.0, 0.5):
+        one = FrameEnhancer(enhancer, settings, blend=blend)
+        expected = [one(f) for f in frames]
+        ranks = [FrameEnhancer(enhancer, settings, blend=blend) for _ in range(2)]
+        enhanced = {t: ranks[(t // 2) % 2].enhanced(frames[t]) for t in (2, 3, 6, 0, 1, 4, 5)}  # chunks of 2
+        assert all(e.dtype == np.uint8 and e.shape == frames[0].shape for e in enhanced.values())
+        main = FrameEnhancer(enhancer, settings, blend=blend)
+        assert all(np.array_equal(main.blended(f, enhanced[t]), expected[t]) for t, f in enumerate(frames))
+        # the recursion written out, in float64, rounded once per frame
+        previous = enhanced[0].astype(np.float64)
+        for t in range(1, len(frames)):
+            w = still_weight(frames[t - 1], frames[t], blend) if blend else 0.0
+            previous = w * previous + (1.0 - w) * enhanced[t]
+            assert np.array_equal(np.clip(np.round(previous), 0, 255).astype(np.uint8), expected[t])
+    assert not np.array_equal(expected, [enhanced[t] for t in range(7)])  # the blend did change frames
+
+
 def test_stable_mode_flickers_less_than_naive_on_a_static_scene(enhancer):
     frames = static_scene()
     settings = video_settings(enhancer)

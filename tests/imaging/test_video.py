@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gsad.errors import DependencyError, InputError
-from gsad.imaging.video import iter_frames, probe_video, transcode
+from gsad.imaging.video import decode_span, iter_frames, probe_video, transcode
 
 av = pytest.importorskip("av")
 
@@ -65,6 +65,19 @@ def test_span_h265_mkv(make_clip, tmp_path):
     original = [(t - 1.0, data) for t, data in audio_packets(src) if 1.0 <= t < 2.0]
     assert [data for _, data in copied] == [data for _, data in original]
     assert [t for t, _ in copied] == pytest.approx([t for t, _ in original], abs=1e-3)
+
+
+@pytest.mark.parametrize(("start", "duration"), [(0.0, None), (1.0, 1.2)])
+def test_decode_span_hands_over_the_frames_transcode_does_and_writes_nothing(make_clip, tmp_path, start, duration):
+    src = make_clip(tmp_path / "a.mp4")
+    encoded, decoded = [], []
+    transcode(src, tmp_path / "b.mp4", lambda rgb: encoded.append(rgb) or rgb, start_time=start, duration=duration)
+    assert decode_span(src, decoded.append, start_time=start, duration=duration) == len(decoded)
+    assert len(decoded) == (30 if duration is None else 12)
+    assert len(encoded) == len(decoded) and all(np.array_equal(a, b) for a, b in zip(encoded, decoded))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
+    with pytest.raises(InputError, match="no video frames between 5 s"):
+        decode_span(src, decoded.append, start_time=5.0)
 
 
 def test_clip_without_audio_to_mov(make_clip, tmp_path):

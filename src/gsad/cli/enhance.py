@@ -180,13 +180,23 @@ def _enhance_plan(ctx: Context, plan: list[tuple[Path, Path]], args: argparse.Na
 
 
 def _run_video(ctx: Context, args: argparse.Namespace) -> int:
-    """One video input to one video output. Under torchrun rank 0 does all of it and the other ranks
-    return at once (a video's frames depend on the previous ones with ``--temporal-blend``)."""
+    """One video input to one video output. Under torchrun every rank enhances its chunks of the
+    frames and rank 0 writes the file (:func:`gsad.enhance.video.enhance_video`); rank 0 checks the
+    arguments first, and a problem there stops every rank (:func:`~gsad.runtime.distributed.on_main`)."""
+    from gsad.runtime.distributed import on_main
+
+    src, dst, total = on_main(ctx, lambda: _check_video(args))
+    _enhance_video(ctx, src, dst, total, args)
+    return 0
+
+
+def _check_video(args: argparse.Namespace) -> tuple[Path, Path, int | None]:
+    """The video input and output, checked before the model loads, and the span's expected frame count;
+    the temporaries a killed run left for the output are removed."""
     from gsad.checkpoints import resolve_checkpoint
     from gsad.files import OutputPlan, remove_stale_temporaries_of
+    from gsad.imaging.video import probe_video
 
-    if not ctx.is_main:
-        return 0
     if len(args.inputs) != 1:
         raise InputError("a video is enhanced on its own: give one video input (gsad enhance CLIP -o OUT.mp4)")
     src, dst = Path(args.inputs[0]), Path(args.output)
@@ -198,29 +208,28 @@ def _run_video(ctx: Context, args: argparse.Namespace) -> int:
     OutputPlan(inputs).check(dst, args.overwrite, source=src)
     for path in remove_stale_temporaries_of([dst]):
         print(f"{path}: removed (a temporary file left by a stopped run)", file=sys.stderr)
-    _enhance_video(ctx, src, dst, args)
-    return 0
-
-
-def _enhance_video(ctx: Context, src: Path, dst: Path, args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from gsad.enhance.enhancer import Enhancer
-    from gsad.enhance.video import enhance_video, video_settings
-    from gsad.imaging.video import probe_video
-
     info = probe_video(src)  # a missing extra or an unreadable video is named before the model loads
     if info.duration > 0 and args.start_time >= info.duration:
         raise InputError(f"{src}: --start-time {args.start_time:g} s is past the end of the video "
                          f"({info.duration:g} s)")
-    enhancer = Enhancer(args.checkpoint, device=ctx.device, precision=args.precision, engine=args.engine)
-    options.report_path(enhancer, args)
+    return src, dst, info.frames_between(args.start_time, args.duration)
+
+
+def _enhance_video(ctx: Context, src: Path, dst: Path, total: int | None, args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from gsad.enhance.parallel import shared_enhancer
+    from gsad.enhance.video import enhance_video, video_settings
+
+    enhancer = shared_enhancer(ctx, args.checkpoint, args.precision, args.engine)
+    if ctx.is_main:
+        options.report_path(enhancer, args)
     settings = video_settings(enhancer, **options.sampler_overrides(args))
-    total = info.frames_between(args.start_time, args.duration)
-    with tqdm(total=total, desc=src.name, unit="frame", dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=src.name, unit="frame", dynamic_ncols=True, disable=not ctx.is_main) as bar:
         result = enhance_video(enhancer, src, dst, settings, tile=args.tile, exposure=args.exposure,
                                blend=args.temporal_blend, codec=args.codec, crf=args.crf,
                                start_time=args.start_time, duration=args.duration, overwrite=args.overwrite,
-                               on_frame=lambda: bar.update(1))
-    audio = f", audio copied ({result.audio_packets} packets)" if result.audio_packets else ""
-    print(f"{src} -> {dst} ({result.frames} frames{audio})", file=sys.stderr)
+                               on_frame=lambda: bar.update(1), ctx=ctx)
+    if result is not None:
+        audio = f", audio copied ({result.audio_packets} packets)" if result.audio_packets else ""
+        print(f"{src} -> {dst} ({result.frames} frames{audio})", file=sys.stderr)

@@ -18,17 +18,22 @@ is a world of one and nothing here communicates. Multi-node torchrun works the s
 - A user error on one rank (a bad checkpoint, an unreadable image under ``gsad evaluate``) stops
   every rank with gsad's one line (:func:`~gsad.runtime.distributed.on_main`,
   :func:`~gsad.runtime.distributed.agree`) instead of leaving the others waiting in a collective.
+- A video's frames (:class:`FrameShare`) are dealt in round-robin chunks of :data:`FRAME_CHUNK`
+  (:func:`chunk_owner`): each rank decodes every frame but works only on its own chunks' and sends
+  each result to rank 0 (point to point, over gloo), which takes them in frame order and alone
+  writes the file (:func:`gsad.enhance.video.enhance_video`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
-from gsad.errors import GsadError
+from gsad.errors import GsadError, PeerError
 from gsad.runtime.distributed import Context, agree, on_main
 
 if TYPE_CHECKING:
@@ -37,6 +42,13 @@ if TYPE_CHECKING:
     from gsad.enhance.enhancer import Enhancer
 
 T = TypeVar("T")
+
+#: Frames per chunk when a video's frames are dealt to ranks (:class:`FrameShare`). A rank runs
+#: ahead of rank 0 by at most a chunk (slack for a frame that takes longer, and for rank 0's own
+#: blending and encoding) and holds at most a chunk of results not yet taken (4 frames of 1080p:
+#: 25 MB, against the H.264 encoder's look-ahead of about 40); the last round leaves ranks idle
+#: for at most a chunk, and a clip of a few seconds still spreads over several ranks.
+FRAME_CHUNK = 4
 
 
 def finished(ctx: Context, count: int) -> int:
@@ -127,3 +139,77 @@ def predict_shared(
     agree(ctx, error)
     gathered = gather(ctx, outputs)
     return None if gathered is None else {k: v for part in gathered for k, v in part.items()}
+
+
+def chunk_owner(index: int, world_size: int, chunk: int = FRAME_CHUNK) -> int:
+    """The rank that works on frame ``index`` (from 0) when frames are dealt in chunks of ``chunk``:
+    chunk ``j = index // chunk`` (frames ``j chunk`` to ``j chunk + chunk - 1``) goes to rank
+    ``j % world_size``."""
+    return (index // chunk) % world_size
+
+
+class FrameShare:
+    """One stream of frames, the same on every rank, whose per-frame ``work`` (``H x W x 3`` uint8 ->
+    uint8 of the same shape, depending on that frame alone) is dealt to ranks by :func:`chunk_owner`
+    in chunks of ``chunk`` frames (default :data:`FRAME_CHUNK`).
+
+    Every rank hands every frame, in order, to :meth:`result` (rank 0) or :meth:`offer` (the others),
+    and the others call :meth:`flush` after the last one. Rank 0 gets each frame's result in order:
+    its own chunks' computed, the others' received from their rank (exact bytes: uint8 in, uint8
+    out). A rank waits for its last chunk's results to reach rank 0 before it starts on its next
+    chunk, so it holds at most one chunk of them. The transfers use gloo on CPU tensors (a gloo group
+    of their own under NCCL). A rank that stopped (an error, SIGTERM) closes its connections, so the
+    rank waiting on it stops with a one-line :class:`~gsad.errors.PeerError` instead of waiting on."""
+
+    def __init__(self, ctx: Context, work: Callable[[np.ndarray], np.ndarray], chunk: int | None = None) -> None:
+        chunk = FRAME_CHUNK if chunk is None else chunk
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {chunk}")
+        self.ctx, self.work, self.chunk = ctx, work, chunk
+        self.index = 0  # of the next frame
+        self.pending: list[tuple[torch.Tensor, Any]] = []  # results sent and not yet known to be received
+        self.group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+
+    def _owner(self) -> int:
+        owner = chunk_owner(self.index, self.ctx.world_size, self.chunk)
+        self.index += 1
+        return owner
+
+    def result(self, frame: np.ndarray) -> np.ndarray:
+        """Rank 0: ``work(frame)`` for the next frame, computed here or received from its rank."""
+        index, owner = self.index, self._owner()
+        if owner == self.ctx.rank:
+            return self.work(frame)
+        out = torch.empty(frame.shape, dtype=torch.uint8)
+        self._talk(owner, lambda: dist.irecv(out, src=owner, group=self.group, tag=index).wait())
+        return out.numpy()
+
+    def offer(self, frame: np.ndarray) -> None:
+        """Other ranks: the next frame; worked on and sent to rank 0 when it is in this rank's chunks."""
+        index, owner = self.index, self._owner()
+        if owner != self.ctx.rank:
+            return
+        if index % self.chunk == 0:
+            self.flush()  # the previous chunk reached rank 0: at most one chunk held here
+        out = self.work(frame)
+        if out.dtype != np.uint8 or out.shape != frame.shape:
+            raise ValueError(f"work returned {out.dtype} {out.shape} for a frame of shape {frame.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(out))
+        self.pending.append((tensor, self._talk(0, lambda: dist.isend(tensor, dst=0, group=self.group, tag=index))))
+
+    def flush(self) -> None:
+        """Wait until rank 0 received every result sent so far."""
+        for _, handle in self.pending:
+            self._talk(0, handle.wait)
+        self.pending.clear()
+
+    def _talk(self, peer: int, call: Callable[[], T]) -> T:
+        """``call()``, a transfer with rank ``peer``; a :class:`~gsad.errors.PeerError` when ``peer`` is gone."""
+        try:
+            return call()
+        except RuntimeError as exc:  # gloo: the peer's connection closed (it stopped), or the group's timeout
+            if "timed out" in str(exc).lower():
+                raise PeerError(f"rank {self.ctx.rank}: stopped: no word from rank {peer} within the process "
+                                "group's timeout") from None
+            raise PeerError(f"rank {self.ctx.rank}: stopped because rank {peer} failed or stopped (its message "
+                            "says why)") from None

@@ -28,6 +28,16 @@ keep the output steady (:class:`FrameEnhancer`):
 
 :func:`enhance_video` streams a file through :func:`gsad.imaging.video.transcode`: one frame in
 memory at a time, any length.
+
+**Under torchrun** (``ctx``): the recursion is cheap and the sampling is not, so they are split
+(:meth:`FrameEnhancer.enhanced` gives E_t, :meth:`FrameEnhancer.blended` O_t). With
+``noise="same"`` E_t depends on frame t alone, so the frames are dealt to the ranks in
+round-robin chunks (:class:`~gsad.enhance.parallel.FrameShare`): each rank decodes the whole span
+(:func:`~gsad.imaging.video.decode_span`) and computes E_t for its own chunks' frames only; rank 0
+takes every E_t in frame order (its own, or the uint8 array another rank sent: the exact bytes),
+runs the recursion and encodes. The output is one process's byte for byte, for every ``blend``.
+``noise="fresh"`` cannot be split (frame t's noise is what the frames before it left in the one
+generator): rank 0 then enhances the whole video alone.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,7 +55,10 @@ from gsad.config import SamplerConfig, check_exposure, check_real
 from gsad.enhance.enhancer import Enhancer
 from gsad.imaging.exposure import adjust_exposure
 from gsad.imaging.tensors import from_model, to_model
-from gsad.imaging.video import DEFAULT_BLEND, DEFAULT_CRF, TranscodeResult, transcode
+from gsad.imaging.video import DEFAULT_BLEND, DEFAULT_CRF, TranscodeResult, decode_span, transcode
+
+if TYPE_CHECKING:
+    from gsad.runtime.distributed import Context
 
 #: ``noise`` choices of :class:`FrameEnhancer`.
 NOISE_MODES = ("same", "fresh")
@@ -98,7 +112,11 @@ def still_weight(previous: np.ndarray, current: np.ndarray, blend: float) -> np.
 class FrameEnhancer:
     """Enhance the frames of one video in order (``H x W x 3`` uint8 in, the same out); see the module
     docstring for ``noise`` and ``blend``. ``tile`` and ``exposure`` as in
-    :meth:`~gsad.enhance.enhancer.Enhancer.enhance`; ``callback(step, total)`` for each frame's steps."""
+    :meth:`~gsad.enhance.enhancer.Enhancer.enhance`; ``callback(step, total)`` for each frame's steps.
+
+    Calling it on a frame is :meth:`blended` of :meth:`enhanced`: the expensive part E_t, which with
+    ``noise="same"`` depends on the frame alone (so any process may compute it, in any order), and
+    the cheap recursive part O_t, which must see every frame in order."""
 
     def __init__(self, enhancer: Enhancer, settings: SamplerConfig, *, tile: int | None = None,
                  exposure: float = 0.0, noise: str = "same", blend: float = 0.0,
@@ -113,9 +131,18 @@ class FrameEnhancer:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, float output) of the last frame
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return self.blended(frame, self.enhanced(frame))
+
+    def enhanced(self, frame: np.ndarray) -> np.ndarray:
+        """E_t: ``frame`` through the model (sampling, then ``exposure``), ``H x W x 3`` uint8."""
         low = to_model(np.ascontiguousarray(frame))
         out = self.enhancer.enhance_tensor(low, self.settings, self.callback, self.tile, self.generator)
-        result = adjust_exposure(from_model(out), self.exposure).astype(np.float64)
+        return adjust_exposure(from_model(out), self.exposure)
+
+    def blended(self, frame: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+        """O_t = w O_{t-1} + (1 - w) E_t (module docstring), rounded to uint8, from the input ``frame``
+        and its :meth:`enhanced` result; called once per frame, in order (it keeps O_t in float64)."""
+        result = enhanced.astype(np.float64)
         if self.blend > 0 and self._previous is not None and self._previous[0].shape == frame.shape:
             w = still_weight(self._previous[0], frame, self.blend)
             result = w * self._previous[1] + (1.0 - w) * result
@@ -141,13 +168,40 @@ def enhance_video(
     overwrite: bool = False,
     on_frame: Callable[[], None] | None = None,
     callback: Callable[[int, int], None] | None = None,
-) -> TranscodeResult:
+    ctx: Context | None = None,
+) -> TranscodeResult | None:
     """Enhance every frame of the video ``src`` into ``dst`` (:class:`FrameEnhancer`, then
     :func:`~gsad.imaging.video.transcode`: codec, CRF, the span ``start_time`` + ``duration``,
     audio copied, timestamps and rotation kept, written atomically). ``settings``: default
-    :func:`video_settings` (the checkpoint's, with a warm start)."""
+    :func:`video_settings` (the checkpoint's, with a warm start).
+
+    ``ctx``: a torchrun world (:func:`gsad.runtime.distributed.setup`), which every rank enters
+    with the same arguments. The frames' E_t are dealt to the ranks in chunks
+    (:class:`~gsad.enhance.parallel.FrameShare`); rank 0 blends them in order, writes ``dst`` and
+    returns the result, the other ranks return None. The file is byte for byte one process's
+    (each E_t depends on its frame alone; the blend runs in one place, in order), with the same
+    network path and threads per process as :mod:`gsad.enhance.parallel` says for images.
+    ``noise="fresh"`` draws one noise stream across frames, which cannot be split: rank 0 then
+    enhances every frame and the other ranks return None at once. ``on_frame`` (rank 0) runs
+    after each frame is written.
+    """
     settings = video_settings(enhancer) if settings is None else settings
     frames = FrameEnhancer(enhancer, settings, tile=tile, exposure=exposure, noise=noise, blend=blend,
                            callback=callback)
-    return transcode(Path(src), Path(dst), frames, codec=codec, crf=crf, start_time=start_time, duration=duration,
+    if ctx is not None and ctx.distributed and noise == "same":
+        from gsad.enhance.parallel import FrameShare
+
+        share = FrameShare(ctx, frames.enhanced)
+        if not ctx.is_main:
+            decode_span(src, share.offer, start_time=start_time, duration=duration)
+            share.flush()
+            return None
+
+        def process(frame: np.ndarray) -> np.ndarray:  # rank 0: E_t here or from its rank, blended in order
+            return frames.blended(frame, share.result(frame))
+    elif ctx is not None and not ctx.is_main:
+        return None
+    else:
+        process = frames
+    return transcode(Path(src), Path(dst), process, codec=codec, crf=crf, start_time=start_time, duration=duration,
                      overwrite=overwrite, on_frame=on_frame)

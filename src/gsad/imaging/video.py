@@ -8,7 +8,9 @@ H.264 or H.265 at a constant rate factor, and copies the first audio stream's pa
 rate (constant or variable) and the audio sync are kept, and the rotation the input's display
 matrix states is written to the output's. The output is written to a temporary file beside it
 and renamed at the end (:func:`gsad.files.write_output`): an interrupted run leaves no file under
-the output's name. No torch here; numpy and PyAV are imported when a video is read.
+the output's name. :func:`decode_span` hands over the same frames without writing anything (the
+other torchrun ranks of a video, :mod:`gsad.enhance.video`). No torch here; numpy and PyAV are
+imported when a video is read.
 """
 
 from __future__ import annotations
@@ -239,17 +241,37 @@ def transcode(
     return result
 
 
+def decode_span(src: str | os.PathLike, process: Callable[[Any], Any], *, start_time: float = 0.0,
+                duration: float | None = None) -> int:
+    """Hand ``process`` the very frames :func:`transcode` with the same ``src``, ``start_time`` and
+    ``duration`` hands its ``process`` (same span, size and colour conversion, same order), encoding
+    and writing nothing (``process``'s results are dropped): how the other ranks of a video split over
+    torchrun ranks (:mod:`gsad.enhance.video`) see the frames rank 0 encodes. Returns the number of
+    frames; an input that cannot be decoded is an :class:`InputError` naming it, as in :func:`transcode`.
+    """
+    av = require_av()
+    src = Path(src)
+    with _open_input(src) as inp:
+        copier = _Copier(av, src, inp, None, process, "", 0, start_time, duration, None)
+        copier.run()
+        return copier.frames
+
+
 class _Copier:
-    """One pass over the input: video frames decoded, processed and encoded; audio packets remuxed."""
+    """One pass over the input: video frames decoded, processed and encoded; audio packets remuxed.
+    Without an output (``out`` None: :func:`decode_span`) the video frames are only decoded and
+    processed, the audio not read."""
 
     def __init__(self, av: Any, src: Path, inp: Any, out: Any, process: Callable[[Any], Any], encoder: str, crf: int,
                  start: float, duration: float | None, on_frame: Callable[[], None] | None) -> None:
         self.av, self.src, self.inp, self.out = av, src, inp, out
         self.process, self.encoder, self.crf, self.on_frame = process, encoder, crf, on_frame
         self.vin = inp.streams.video[0]
-        self.ain = inp.streams.audio[0] if inp.streams.audio else None
+        self.ain = inp.streams.audio[0] if inp.streams.audio and out is not None else None
         self.start, self.end = start, math.inf if duration is None else start + duration
         self.vout = self.aout = None
+        self.size: tuple[int, int] | None = None  # (width, height) of every frame, from the first kept one
+        self.colorspace: int | None = None
         self.pending: list[Any] = []  # audio packets demuxed before the output streams exist
         self.frames = self.audio_packets = 0
         self.video_done = False
@@ -281,9 +303,11 @@ class _Copier:
             else:
                 for frame in frames:
                     self._video(frame)
-        if self.vout is None:
+        if self.size is None:
             raise InputError(f"{self.src}: no video frames between {self.start:g} s and "
                              f"{'the end' if self.end == math.inf else f'{self.end:g} s'}")
+        if self.out is None:
+            return
         self._mux(self.vout.encode(None))  # the encoder's delayed frames
         for packet in self.pending:
             self._mux_audio(packet)
@@ -314,11 +338,14 @@ class _Copier:
         if t >= self.end - 1e-6:
             self.video_done = True
             return
-        if self.vout is None:
-            self._open_output(frame)
+        if self.size is None:
+            self._first_frame(frame)
         # At the output's size: a stream whose size changes midway is scaled to its first frame's.
-        rgb = frame.reformat(self.vout.width, self.vout.height, "rgb24", src_colorspace=self.colorspace).to_ndarray()
+        rgb = frame.reformat(*self.size, "rgb24", src_colorspace=self.colorspace).to_ndarray()
         out = self.process(rgb)
+        if self.out is None:
+            self.frames += 1
+            return
         if out.shape != rgb.shape:
             raise ValueError(f"process returned shape {out.shape} for a frame of shape {rgb.shape}")
         enc = self.av.VideoFrame.from_ndarray(out, format="rgb24")
@@ -331,6 +358,14 @@ class _Copier:
             self.on_frame()
 
     # --- output --------------------------------------------------------------------------
+
+    def _first_frame(self, frame: Any) -> None:
+        """Size and colour matrix of every frame (the first kept frame's), and the output streams."""
+        self.size = (frame.width, frame.height)
+        # The colour matrix the input states (else unspecified: swscale's BT.601 both ways).
+        self.colorspace = frame.colorspace if frame.colorspace not in (None, 2) else None
+        if self.out is not None:
+            self._open_output(frame)
 
     def _open_output(self, frame: Any) -> None:
         """The output streams, set up from the first kept frame (its size, colour matrix, rotation)."""
@@ -347,8 +382,6 @@ class _Copier:
             vout.options["x265-params"] = "log-level=none"
             if self.out.format.name in ("mp4", "mov"):
                 vout.codec_tag = "hvc1"  # the tag Apple players need to play H.265 at all
-        # The colour matrix the input states (else unspecified: swscale's BT.601 both ways).
-        self.colorspace = frame.colorspace if frame.colorspace not in (None, 2) else None
         if self.colorspace is not None:
             ctx = vout.codec_context
             ctx.colorspace = frame.colorspace
