@@ -128,3 +128,28 @@ def test_oracle_recovers_x0_from_a_warm_start():
     for name, fn in SAMPLERS.items():
         out = _run(fn, Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, 0, start=torch.zeros_like(x0))
         assert torch.allclose(out, x0, atol=1e-4), name
+
+
+class ScaleNet(torch.nn.Module):
+    """eps = w * x_t: one weight to differentiate."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, level):
+        return self.w * x[:, 3:], None
+
+
+def test_reference_sampler_with_autograd_gives_the_same_values_and_a_gradient():
+    """A student is trained through the reference sampler: with autograd on, the steps are taken out of
+    place, differentiably, with the values of the in-place steps of inference, element for element."""
+    sched = Schedule.linear(3, 2e-3, 0.85)
+    net, shape = ScaleNet(), (2, 3, 8, 8)
+    start = torch.linspace(-0.8, 0.8, 2 * 3 * 8 * 8).reshape(shape)
+    with torch.no_grad():
+        inference = _run(sample_reference, Denoiser(net, torch.zeros(shape)), shape, sched, 3, start=start)
+    trained = _run(sample_reference, Denoiser(net, torch.zeros(shape)), shape, sched, 3, start=start)
+    assert trained.requires_grad and torch.equal(trained.detach(), inference)
+    trained.square().mean().backward()
+    assert net.w.grad is not None and net.w.grad != 0

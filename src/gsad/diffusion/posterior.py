@@ -6,7 +6,8 @@ stage-2 loss.
 with c1, c2 and log sigma^2 the schedule's ``posterior_mean_coef1/2`` and
 ``posterior_log_variance`` tables. :func:`posterior_step` is that one line of arithmetic; the
 reference sampler (:func:`gsad.diffusion.samplers.sample_reference`) takes it at one scalar
-step, :func:`posterior_sample` per sample of a training batch, differentiably.
+step (in place, :func:`posterior_step_`, at inference; differentiably when a distilled student is
+trained through the sampler), :func:`posterior_sample` per sample of a training batch, differentiably.
 """
 
 from __future__ import annotations
