@@ -869,4 +869,5 @@ def test_distill_errors(teacher, pairs, tmp_path, capsys, monkeypatch):
     assert main([*base, "--teacher", str(teacher)]) == 1
     err = capsys.readouterr().err  # the progress bar, then the error line
     assert err.count("gsad: error") == 1 and "Traceback" not in err
-    assert err.splitlines()[-1].startswith(f"gsad: error: {tmp_path / 'r'}: training diverged at step 1 (the loss is nan)")
+    last = err.splitlines()[-1]
+    assert last.startswith(f"gsad: error: {tmp_path / 'r'}: training diverged at step 1 (the loss is nan)")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from gsad.diffusion.denoiser import Denoiser
-from gsad.diffusion.posterior import posterior_step, posterior_step_
+from gsad.diffusion.posterior import posterior_step_
 from gsad.diffusion.schedules import Schedule, q_sample
 from gsad.imaging.geometry import row_bands
 
@@ -86,9 +86,6 @@ def sample_reference(
     reference code. The posterior step is :func:`~gsad.diffusion.posterior.posterior_step` (computed
     in place, :func:`~gsad.diffusion.posterior.posterior_step_`). Whole-image buffers alive at once:
     x_T, x_t, and eps_hat then x0_hat then the noise (eps_hat is freed before the noise is drawn).
-
-    With autograd on (a distilled student trained through its own sampler) every step is computed
-    out of place, differentiably, with the same arithmetic: the same values, element for element.
     """
     device = x.device
     c1, c2 = schedule.posterior_mean_coef1.to(device), schedule.posterior_mean_coef2.to(device)
@@ -96,11 +93,6 @@ def sample_reference(
     std = (0.5 * schedule.posterior_log_variance).exp().to(device)
     for t in _steps(schedule, callback):
         eps = denoiser.eps(x, schedule.sqrt_alpha_bar[t])
-        if torch.is_grad_enabled():
-            x0 = (recip[t] * x - eps * recipm1[t]).clamp(-1.0, 1.0)
-            noise = randn(tuple(x.shape), generator, device) if t > 0 else None
-            x = posterior_step(x0, x, c1[t], c2[t], std[t], noise)
-            continue
         # x0_hat = sqrt(1/ab_t) x_t - sqrt(1/ab_t - 1) eps; in-place updates only of temporaries
         # made in this step (the arithmetic is the reference's, operation for operation).
         x0 = recip[t] * x
