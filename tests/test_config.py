@@ -10,6 +10,7 @@ from gsad.config import (
     load_yaml,
     parameter_count,
     preset,
+    same_start_betas,
     to_dict,
 )
 from gsad.errors import ConfigError
@@ -124,3 +125,18 @@ def test_networks_the_method_cannot_use_are_refused_where_the_config_is_built(tm
     with pytest.raises(ConfigError) as info:
         load_train_config(path)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_same_start_betas_start_at_the_first_noise_level(steps):
+    """A distilled student's schedule: its own step count, the teacher's first level sqrt(alpha_bar_T)."""
+    from gsad.diffusion.schedules import Schedule
+
+    teacher = Schedule.linear(3, 2e-3, 0.85)
+    beta_start, beta_end = same_start_betas(3, 2e-3, 0.85, steps)
+    assert beta_start == pytest.approx(1 - (1 - 2e-3) * (1 - 0.426) * (1 - 0.85) if steps == 1 else 2e-3)
+    student = Schedule.linear(steps, beta_start, beta_end)
+    assert student.num_steps == steps
+    assert float(student.alpha_bar[-1]) == pytest.approx(float(teacher.alpha_bar[-1]), rel=1e-6)
+    assert same_start_betas(3, 2e-3, 0.85, 3) == (2e-3, 0.85)
+    assert same_start_betas(2, 0.3, 0.5, 6)[0] == same_start_betas(2, 0.3, 0.5, 6)[1]  # 6 steps of 0.3 go too far

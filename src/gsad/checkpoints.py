@@ -399,6 +399,21 @@ def _first_line(exc: BaseException) -> str:
 LATEST_FILE = "latest"
 
 
+#: The name that stands for the bundled default model where a model is asked for (``gsad export``'s
+#: source, ``gsad train``'s ``--teacher`` and ``--init``).
+DEFAULT_MODEL_NAME = "default"
+
+
+def model_path(name: str | os.PathLike) -> Path:
+    """A model named on the command line or in a config: :data:`DEFAULT_MODEL_NAME` is the bundled
+    model's file, anything else the path it says (a checkpoint file or run directory)."""
+    if str(name) == DEFAULT_MODEL_NAME:
+        from gsad.enhance.enhancer import default_checkpoint  # enhancer imports this module
+
+        return default_checkpoint()
+    return Path(name)
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run directory's latest inference checkpoint."""
     path = Path(path)

@@ -117,12 +117,33 @@ def check_detail(value: Any, name: str = "detail") -> float:
     return check_real(value, name, 0.0, 1.0)
 
 
-def _log10_alpha_bar_end(steps: int, beta_start: float, beta_end: float) -> float:
+def log10_alpha_bar_end(steps: int, beta_start: float, beta_end: float) -> float:
     """log10 of the last alpha_bar of a linear schedule, prod(1 - beta_i), in float64 logs (no underflow)."""
     if steps == 1:
         return math.log1p(-beta_start) / math.log(10)
     step = (beta_end - beta_start) / (steps - 1)
     return math.fsum(math.log1p(-(beta_start + i * step)) for i in range(steps)) / math.log(10)
+
+
+def same_start_betas(steps: int, beta_start: float, beta_end: float, new_steps: int) -> tuple[float, float]:
+    """(beta_start, beta_end) of a linear schedule of ``new_steps`` steps that starts at the same noise
+    level sqrt(alpha_bar_T) as the schedule of ``steps`` betas from ``beta_start`` to ``beta_end``: the
+    same betas for the same steps; else the same ``beta_start`` and ``beta_end`` solved for (bisection
+    in float64); where one step, or ``new_steps`` of ``beta_start`` alone, already go past that level,
+    a constant beta 1 - alpha_bar_T^(1/new_steps). A distilled student that samples in fewer steps
+    thus starts where its teacher does (one step of ``beta_start`` = 2e-3 would hardly noise a warm
+    start, leaving the student nothing to change)."""
+    if new_steps == steps:
+        return beta_start, beta_end
+    target = log10_alpha_bar_end(steps, beta_start, beta_end)
+    if new_steps == 1 or log10_alpha_bar_end(new_steps, beta_start, beta_start) <= target:
+        beta = -math.expm1(math.log(10) * target / new_steps)
+        return beta, beta
+    low, high = beta_start, 1.0 - 1e-12  # log10 alpha_bar_T falls as beta_end grows
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if log10_alpha_bar_end(new_steps, beta_start, middle) > target else (low, middle)
+    return beta_start, (low + high) / 2
 
 
 def check_schedule(steps: int, beta_start: float, beta_end: float) -> None:
@@ -132,10 +153,10 @@ def check_schedule(steps: int, beta_start: float, beta_end: float) -> None:
     (inf, NaN: an all-black image or a math domain error) and the extra steps only add noise.
     The message gives the most steps these betas allow.
     """
-    if _log10_alpha_bar_end(steps, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
+    if log10_alpha_bar_end(steps, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
         return
     most = 1
-    while most < steps and _log10_alpha_bar_end(most + 1, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
+    while most < steps and log10_alpha_bar_end(most + 1, beta_start, beta_end) >= math.log10(MIN_ALPHA_BAR):
         most += 1
     raise ConfigError(
         f"steps: {steps} steps of beta {beta_start:g} -> {beta_end:g} drive alpha_bar below {MIN_ALPHA_BAR:g}, "
@@ -288,6 +309,9 @@ ENGINE_CHOICES = ("auto", *ENGINE_NAMES)
 
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")
+
+#: Distances between a distilled student's output and its teacher's (gsad.losses.objectives.distill_distance).
+DISTILL_LOSSES = ("l1", "charbonnier")
 
 
 @dataclass(frozen=True)

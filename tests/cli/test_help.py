@@ -47,7 +47,7 @@ def test_every_option_has_help_text(command, capsys):
     ("demo", ["--checkpoint", "--host", "--port", "--device"]),
     ("train", ["--data", "--stage", "--init", "--preset", "--max-steps", "--batch-size", "--crop", "--lr", "--out",
                "--config", "--resume", "--val-data", "--structure-weight", "--amp", "--synthetic",
-               "--loss-weighting", "--warm-start",
+               "--loss-weighting", "--warm-start", "distill", "--teacher", "--student-steps", "--gt-weight",
                "lolv1_gsad", "YAML"]),  # YAML use and the shipped configs are explained
 ])
 def test_help_names_the_key_options_and_topics(command, expected, capsys):

@@ -128,3 +128,39 @@ def test_oracle_recovers_x0_from_a_warm_start():
     for name, fn in SAMPLERS.items():
         out = _run(fn, Denoiser(OracleNet(x0), torch.zeros_like(x0)), x0.shape, sched, 0, start=torch.zeros_like(x0))
         assert torch.allclose(out, x0, atol=1e-4), name
+
+
+class ScaleNet(torch.nn.Module):
+    """eps = w * x_t: one weight to differentiate."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, level):
+        return self.w * x[:, 3:], None
+
+
+def test_reference_sampler_is_differentiable_through_its_in_place_steps():
+    """A distilled student is trained through the reference sampler: autograd follows its in-place steps,
+    giving the values of inference and the gradient of the same steps written out of place."""
+    sched = Schedule.linear(3, 2e-3, 0.85)
+    net, shape = ScaleNet(), (2, 3, 8, 8)
+    start = torch.linspace(-0.8, 0.8, 2 * 3 * 8 * 8).reshape(shape)
+    with torch.no_grad():
+        inference = _run(sample_reference, Denoiser(net, torch.zeros(shape)), shape, sched, 3, start=start)
+    trained = _run(sample_reference, Denoiser(net, torch.zeros(shape)), shape, sched, 3, start=start)
+    assert trained.requires_grad and torch.equal(trained.detach(), inference)
+    (grad,) = torch.autograd.grad(trained.square().mean(), net.w)
+
+    generator = torch.Generator().manual_seed(3)  # the same steps out of place, by hand
+    x = initial_state(shape, sched, generator, "cpu", start)
+    for t in reversed(range(3)):
+        x0 = (sched.sqrt_recip_alpha_bar[t] * x - sched.sqrt_recipm1_alpha_bar[t] * net.w * x).clamp(-1, 1)
+        x = sched.posterior_mean_coef1[t] * x0 + sched.posterior_mean_coef2[t] * x
+        if t > 0:
+            x = x + (0.5 * sched.posterior_log_variance[t]).exp() * torch.randn(shape, generator=generator)
+    (expected,) = torch.autograd.grad(x.square().mean(), net.w)
+    torch.testing.assert_close(x.detach(), inference)
+    assert grad != 0
+    torch.testing.assert_close(grad, expected)

@@ -23,6 +23,7 @@ BAD_VALUES = [
     ("max_steps", "0"), ("max_steps", "4294967296"), ("crop", "0"), ("min_scale", "0"), ("min_scale", "1.5"),
     ("ema_decay", "1"), ("ema_decay", "-0.1"), ("ema_decay", ".inf"), ("ema_start", "-1"),
     ("num_clusters", "0"), ("patch_size", "0"), ("warm_start", "2"), ("warm_start", ".nan"),
+    ("student_steps", "0"), ("student_steps", "1001"), ("gt_weight", "-1"), ("gt_weight", ".inf"),
     ("seed", "-1"), ("seed", "4294967296"), ("checkpoint_every", "0"), ("keep_states", "0"), ("log_every", "0"),
     ("val_every", "0"), ("val_count", "0"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -16,9 +17,10 @@ from PIL import Image
 
 from gsad.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from gsad.cli import main
-from gsad.config import SamplerConfig, from_dict
+from gsad.config import SamplerConfig, from_dict, preset
 from gsad.errors import ConfigError, ModelOutputError
 from gsad.imaging.io import read_image
+from gsad.network import UNet
 from gsad.runtime.distributed import Context
 from gsad.training import TrainConfig, load_train_config, loop, train
 from gsad.training.ema import EMA
@@ -57,6 +59,20 @@ def stage1_run(pairs, tmp_path_factory) -> Path:
         sampler=SamplerConfig(steps=2), **TINY,
     )
     return train(config)
+
+
+#: The tiny teacher's stored sampler: 2 reference steps, warm start, an ensemble of 2, detail.
+TEACHER_SAMPLER = SamplerConfig(steps=2, beta_start=1e-3, beta_end=0.2, seed=0, start="soft-exposure", ensemble=2,
+                                detail=0.5)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    """A tiny stage-2 model (no uncertainty head) to distil."""
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
+    save_checkpoint(path, UNet(dataclasses.replace(preset("tiny"), uncertainty_head=False)), TEACHER_SAMPLER)
+    return path
 
 
 def _state(run: Path) -> dict:
@@ -254,10 +270,10 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("stage", ["uncertainty", "gsad"])
-def test_killed_run_resumes_identically(stage, stage1_run, pairs, tmp_path):
+@pytest.mark.parametrize("stage", ["uncertainty", "gsad", "distill"])
+def test_killed_run_resumes_identically(stage, stage1_run, teacher, pairs, tmp_path):
     base = dict(data=str(pairs), stage=stage, init=str(stage1_run) if stage == "gsad" else None,
-                **{**TINY, "max_steps": 4, "log_every": 1})
+                teacher=str(teacher) if stage == "distill" else None, **{**TINY, "max_steps": 4, "log_every": 1})
     whole = train(TrainConfig(out=str(tmp_path / "whole"), **base))
 
     def kill_at_3(step, logs):
@@ -730,3 +746,128 @@ def test_run_of_an_older_gsad_without_marker_resumes(stage1_run, pairs, tmp_path
     _one_line_error(capsys, _train_argv(pairs, run, "--max-steps", "4"), "already holds a training run", "--resume")
     assert main(["train", "--resume", "--out", str(run), "--max-steps", "4"]) == 0
     assert _state(run)["step"] == 4 and (run / ".gsad-run").is_file()
+
+
+# ----------------------------------------------------------------------------------------
+# distillation
+# ----------------------------------------------------------------------------------------
+
+
+def _fixed_distill_loss(student: UNet, teacher: Path, pairs: Path, sampler: SamplerConfig) -> float:
+    """The distill loss of ``student`` on the corners of the pairs, with fixed noise."""
+    from gsad.imaging.tensors import to_model
+    from gsad.losses import distill_objective
+    from gsad.network.inference_net import InferenceNet
+
+    low, high = (torch.cat([to_model(read_image(p)[:32, :32]) for p in sorted((pairs / side).glob("*.png"))])
+                 for side in ("low", "high"))
+    with torch.no_grad():
+        loss, _ = distill_objective(student, InferenceNet(load_checkpoint(teacher)[0]), low, high, sampler,
+                                    TEACHER_SAMPLER, torch.Generator().manual_seed(0), stride=student.config.stride)
+    return loss.item()
+
+
+def test_distill_run_lowers_the_loss_and_stores_the_students_sampler(teacher, pairs, tmp_path):
+    """A fresh student (a network section) learns the teacher's 2-step, 2-trajectory output in one step;
+    its checkpoints carry the sampler that enhance then uses: 1 step, ensemble 1, the teacher's first
+    noise level, the teacher's other settings but the one a flag set."""
+    from gsad.training.loop import Trainer
+
+    network, run = tmp_path / "student.yaml", tmp_path / "run"
+    network.write_text("network:\n  base_channels: 8\n  norm_groups: 4\n")
+    options = {"stage": "distill", "teacher": str(teacher), "student_steps": 1, "data": str(pairs / "high"),
+               "synthetic": True, "ranges": "broad", "out": str(run), "crop": 32, "batch_size": 2, "lr": 3e-3,
+               "max_steps": 10, "log_every": 1, "checkpoint_every": 5, "ema_decay": 0.0, "device": "cpu"}
+    start = Trainer(load_train_config(network, options), Context(), resume=False).model  # writes nothing
+    argv = ["train", "--config", str(network), "--sampler-start", "exposure"]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    assert main(argv) == 0
+    rows = read_log(run)
+    assert list(rows[0])[:4] == ["step", "loss", "loss_distill", "loss_gt"]
+    model, sampler, meta = load_checkpoint(run)
+    assert model.config.base_channels == 8 and model.uncertainty_head is None and meta["gsad.stage"] == "distill"
+    beta = 1 - (1 - 1e-3) * (1 - 0.2)  # one step to the teacher's alpha_bar_T
+    assert sampler.beta_start == sampler.beta_end == pytest.approx(beta, rel=1e-12)
+    assert dataclasses.replace(sampler, beta_start=beta, beta_end=beta) == dataclasses.replace(
+        TEACHER_SAMPLER, steps=1, ensemble=1, start="exposure", beta_start=beta, beta_end=beta)
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    assert stored["teacher"] == str(teacher) and stored["sampler"] == yaml.safe_load(meta["gsad.config"])["sampler"]
+    before = _fixed_distill_loss(start, teacher, pairs, sampler)
+    after = _fixed_distill_loss(model, teacher, pairs, sampler)
+    assert after < 0.9 * before, (before, after)
+
+    steps = []
+    enhance = ["enhance", str(pairs / "low" / "img0.png"), "-o", str(tmp_path / "out.png"), "--checkpoint", str(run),
+               "--device", "cpu", "--precision", "fp32"]
+    real = loop.distill_objective.__globals__["run_ensemble"]  # the enhancer's sampler run
+
+    def counting(net, low, settings, *args, **kwargs):
+        steps.append((settings.steps, settings.ensemble))
+        return real(net, low, settings, *args, **kwargs)
+
+    import gsad.enhance.enhancer as enhancer
+    enhancer.run_ensemble, saved = counting, enhancer.run_ensemble
+    try:
+        assert main(enhance) == 0
+    finally:
+        enhancer.run_ensemble = saved
+    assert steps == [(1, 1)] and read_image(tmp_path / "out.png").shape == (40, 48, 3)
+
+    assert main(["train", "--resume", "--out", str(run), "--max-steps", "12"]) == 0
+    assert _state(run)["step"] == 12 and [int(r["step"]) for r in read_log(run)] == list(range(1, 13))
+
+
+def test_distill_student_starts_as_a_copy_of_the_teacher_and_runs_under_bf16(teacher, pairs, tmp_path):
+    from gsad.training.loop import Trainer
+
+    config = load_train_config(overrides={"stage": "distill", "teacher": str(teacher), "student_steps": 2,
+                                          "data": str(pairs), "out": str(tmp_path / "run"), "amp": "bf16",
+                                          **{**TINY, "max_steps": 2}})
+    assert config.sampler == dataclasses.replace(TEACHER_SAMPLER, ensemble=1)
+    trainer = Trainer(config, Context(), resume=False)
+    copy, original = trainer.model.state_dict(), load_checkpoint(teacher)[0].state_dict()
+    _assert_same_tensors(copy, original)
+    assert trainer.teacher.unet is not trainer.model
+    assert all(not p.requires_grad for p in trainer.teacher.parameters())
+    run = trainer.run()
+    rows = read_log(run)
+    assert all(np.isfinite(float(r["loss"])) for r in rows) and float(rows[0]["loss_distill"]) > 0
+    assert all(torch.isfinite(v).all() for v in _state(run)["model"].values())
+    assert load_checkpoint(teacher)[0].state_dict().keys() == copy.keys()  # the teacher's file is untouched
+
+
+def test_distill_errors(teacher, pairs, tmp_path, capsys, monkeypatch):
+    base = ["train", "--stage", "distill", "--data", str(pairs), "--out", str(tmp_path / "r"), "--crop", "32",
+            "--batch-size", "2", "--max-steps", "1", "--device", "cpu"]
+    _one_line_error(capsys, base, "teacher: stage distill", "--teacher")
+    _one_line_error(capsys, [*base, "--teacher", str(tmp_path / "nope.safetensors")], "nope.safetensors",
+                    "no such checkpoint")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(teacher.read_bytes()[:300])
+    _one_line_error(capsys, [*base, "--teacher", str(broken)], "broken.safetensors")
+    _one_line_error(capsys, [*base, "--teacher", str(teacher), "--sampler-steps", "3"], "sampler: steps",
+                    "student_steps")
+    _one_line_error(capsys, [*base[:2], "uncertainty", *base[3:], "--teacher", str(teacher)],
+                    "teacher: only stage distill")
+    yaml_file = tmp_path / "net.yaml"
+    yaml_file.write_text("network:\n  dropout: 0.1\n")
+    _one_line_error(capsys, [*base, "--teacher", str(teacher), "--init", str(teacher), "--config", str(yaml_file)],
+                    "either --init or a network section")
+    assert main([*base, "--teacher", str(teacher), "--student-steps", "0"]) == 2  # argparse's usage error
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--student-steps: must be a whole number from 1" in err
+    assert not (tmp_path / "r").exists()
+
+    real = loop.distill_objective
+
+    def not_finite(*args, **kwargs):
+        loss, logs = real(*args, **kwargs)
+        return loss * float("nan"), logs
+
+    monkeypatch.setattr(loop, "distill_objective", not_finite)  # stops the run, as in the other stages
+    assert main([*base, "--teacher", str(teacher)]) == 1
+    err = capsys.readouterr().err  # the progress bar, then the error line
+    assert err.count("gsad: error") == 1 and "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith(f"gsad: error: {tmp_path / 'r'}: training diverged at step 1 (the loss is nan)")

@@ -63,14 +63,13 @@ def check_export(model, path: Path, name: Path | None = None) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from gsad import __version__
-    from gsad.checkpoints import load_checkpoint, resolve_checkpoint
+    from gsad.checkpoints import load_checkpoint, model_path, resolve_checkpoint
     from gsad.config import with_overrides
-    from gsad.enhance.enhancer import default_checkpoint
     from gsad.files import OutputPlan, write_output
     from gsad.network.onnx_export import DEFAULT_OPSET, export_onnx, metadata
     from gsad.runtime.engines import installed
 
-    source = default_checkpoint() if args.source == "default" else Path(args.source)
+    source = model_path(args.source)
     target = Path(args.target)
     if target.suffix.lower() != ".onnx":
         raise InputError(f"{target}: the output must be an .onnx file")

@@ -1,4 +1,4 @@
-"""``gsad train``: both GSAD stages; flags over a YAML config over the defaults."""
+"""``gsad train``: both GSAD stages and distillation; flags over a YAML config over the defaults."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 
 from gsad.cli import options
-from gsad.config import LAYOUTS, LOSS_WEIGHTINGS, PRESETS, RANGE_NAMES, SamplerConfig
+from gsad.config import DISTILL_LOSSES, LAYOUTS, LOSS_WEIGHTINGS, PRESETS, RANGE_NAMES, SamplerConfig
 
 #: Old spellings of ``gsad train``'s sampler flags kept working (scripts use them), hidden from
 #: --help: flag -> the SamplerConfig field it sets.
@@ -23,11 +23,14 @@ settings, usable by name:
 e.g.
   gsad train --config lolv1_uncertainty --data LOLv1 --val-data LOLv1
   gsad train --config lolv1_gsad --data LOLv1 --val-data LOLv1
+  gsad train --stage distill --teacher default --student-steps 1 --data PHOTOS --synthetic --ranges broad
 
 The run directory holds .gsad-run (gsad's marker: a folder holding files without it is never
 used), config.yaml, log.csv, 'latest' (the newest EMA checkpoint, so
 'gsad enhance --checkpoint RUN_DIR' works), checkpoints/step_NNNNNNN.safetensors (EMA
-weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model.
+weights) and .state.pt (for --resume), and for stage gsad the frozen uncertainty model. A distill
+run's checkpoints store the student's sampler settings (--student-steps steps, ensemble 1, the
+teacher's other settings unless --sampler-* flags set them), so enhance uses them unasked.
 Data-parallel: torchrun --nproc_per_node=N -m gsad train ... (batch size is global).
 """
 
@@ -81,11 +84,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips (default on)")
     g = p.add_argument_group("model")
     g.add_argument("--stage", choices=STAGES,
-                   help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init")
+                   help="uncertainty: stage 1, U-Net with uncertainty head (default); gsad: stage 2, from --init; "
+                        "distill: a student that samples in --student-steps steps learns --teacher's output")
     g.add_argument("--init", metavar="RUN_OR_CHECKPOINT",
-                   help="starting weights: stage gsad needs the stage-1 run directory or checkpoint (it also "
-                        "gives the uncertainty map and the architecture); optional for stage uncertainty (a stage-2 "
-                        "model gives its U-Net, with a new uncertainty head)")
+                   help="starting weights ('default': the bundled model): stage gsad needs the stage-1 run "
+                        "directory or checkpoint (it also gives the uncertainty map and the architecture); optional "
+                        "for stage uncertainty (a stage-2 model gives its U-Net, with a new uncertainty head) and "
+                        "for stage distill (default: a copy of the teacher, or a new network of --config's "
+                        "network section)")
     g.add_argument("--preset", choices=tuple(PRESETS), help="network preset of stage 1 (default tiny)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_checked("max_steps"), help="train until this step (default 1000)")
@@ -109,6 +115,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "noised from the start estimate of the input (that of --sampler-start: exposure or "
                         "soft-exposure; exposure when it is noise) instead of the target, so the model learns to "
                         "clean the warm start's noise (default 0: the paper)")
+    g = p.add_argument_group("distillation (stage distill)")
+    g.add_argument("--teacher", metavar="RUN_OR_CHECKPOINT",
+                   help="the frozen model to distil: a gsad .safetensors file, run folder, reference .pth, or "
+                        "default (the bundled model); its target for each crop is its own whole sampler output "
+                        "with its stored settings (ensemble included)")
+    g.add_argument("--student-steps", type=_checked("student_steps"), metavar="K",
+                   help="sampling steps of the student (one trajectory, no ensemble), trained through its own "
+                        "sampler run from the teacher's warm start (default 1)")
+    g.add_argument("--distill-loss", choices=DISTILL_LOSSES,
+                   help="distance between the student's output and the teacher's: l1 (default) or charbonnier "
+                        "(L1 with a smooth minimum)")
+    g.add_argument("--gt-weight", type=_checked("gt_weight"), metavar="W",
+                   help="add W times the L1 distance of the student's output to the ground truth (default 0)")
     g = p.add_argument_group("checkpoints and logs")
     g.add_argument("--checkpoint-every", type=_checked("checkpoint_every"),
                    help="save a checkpoint every N steps (default 1000)")

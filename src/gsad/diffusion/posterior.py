@@ -6,7 +6,9 @@ stage-2 loss.
 with c1, c2 and log sigma^2 the schedule's ``posterior_mean_coef1/2`` and
 ``posterior_log_variance`` tables. :func:`posterior_step` is that one line of arithmetic; the
 reference sampler (:func:`gsad.diffusion.samplers.sample_reference`) takes it at one scalar
-step, :func:`posterior_sample` per sample of a training batch, differentiably.
+step (in place, :func:`posterior_step_`; autograd follows the in-place updates, so a distilled
+student is trained through the sampler as it is), :func:`posterior_sample` per sample of a training
+batch, differentiably.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def posterior_step_(
 ) -> torch.Tensor:
     """:func:`posterior_step` in ``x0_hat``'s storage (overwritten and returned): the same values,
     element for element, with the x_t and noise terms added a band of rows at a time
-    (:func:`~gsad.imaging.geometry.row_bands`), so no whole-image temporary is made. For inference,
-    where x0_hat is the step's own temporary; not for autograd."""
+    (:func:`~gsad.imaging.geometry.row_bands`), so no whole-image temporary is made. For a step's own
+    temporary x0_hat; autograd follows the in-place updates (gradients flow to x0_hat and x_t)."""
     x_prev = x0_hat.mul_(coef1)
     for rows in row_bands(*x_prev.shape[-2:]):
         x_prev[..., rows, :] += coef2 * x_t[..., rows, :]

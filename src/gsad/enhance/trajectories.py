@@ -33,6 +33,7 @@ def run_trajectory(
     tile: int | None = None,
     device: torch.device | str = "cpu",
     symmetry: int = 0,
+    stride: int | None = None,
 ) -> torch.Tensor:
     """One sampler run on the ``symmetry``-th :func:`~gsad.imaging.geometry.grid_symmetry` view of
     ``low`` (``1 x 3 x H x W`` in [-1, 1]) with noise from ``generator``: reflect-padded to the
@@ -41,8 +42,11 @@ def run_trajectory(
 
     Whole-image buffers during the sampler: the padded view (the condition; ``low`` itself when no
     flip or padding is needed), x_T and the sampler's own (:func:`~gsad.diffusion.samplers.sample_reference`);
-    the view and the warm start are temporaries of the set-up."""
-    stride = net.config.stride
+    the view and the warm start are temporaries of the set-up. ``stride``: the network's (default
+    ``net.config.stride``; given for a wrapped network, e.g. a student in DistributedDataParallel).
+
+    Differentiable in ``net``'s weights when autograd is on (a distilled student's output)."""
+    stride = stride or net.config.stride
     padded, (h, w) = pad_to_multiple(grid_symmetry(low, symmetry), stride)
     cond = padded.to(device)
     # the warm start of the view (padded's top-left corner), passed on without holding it

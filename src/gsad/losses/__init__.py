@@ -1,8 +1,11 @@
-"""Training losses: stage-1 aleatoric loss, stage-2 pixel and structure losses."""
+"""Training losses: stage-1 aleatoric loss, stage-2 pixel and structure losses, distillation."""
 
 from gsad.losses.objectives import (
+    DISTILL_LOSSES,
     LOSS_WEIGHTINGS,
     WARM_MAX_ALPHA_BAR,
+    distill_distance,
+    distill_objective,
     gsad_objective,
     loss_weight,
     noised_input,
@@ -12,8 +15,11 @@ from gsad.losses.structure import patch_matrix, structure_distance, ward_cluster
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
+    "DISTILL_LOSSES",
     "LOSS_WEIGHTINGS",
     "WARM_MAX_ALPHA_BAR",
+    "distill_distance",
+    "distill_objective",
     "gsad_objective",
     "loss_weight",
     "noised_input",

@@ -10,6 +10,9 @@ seed gives the same draws on any device.
 - :func:`gsad_objective`: stage 2; the uncertainty-guided pixel loss plus the global
   structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
   (:func:`gsad.diffusion.posterior.posterior_sample`).
+- :func:`distill_objective`: not the paper; a student that samples in fewer steps learns the
+  output of a teacher's whole sampler (ensemble included), through its own differentiable
+  sampler run.
 
 Optional, not the paper: ``weighting`` (:func:`loss_weight`) and warm-start training
 (``start``, ``warm_start``; :func:`noised_input`), which matches training to the samplers'
@@ -27,18 +30,23 @@ import contextlib
 import torch
 from torch import nn
 
-from gsad.config import LOSS_WEIGHTINGS
+from gsad.config import DISTILL_LOSSES, LOSS_WEIGHTINGS, SamplerConfig
 from gsad.diffusion.posterior import posterior_sample
 from gsad.diffusion.schedules import Schedule, q_sample, sample_training_levels
+from gsad.enhance.trajectories import run_ensemble, run_trajectory
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
-    "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "gsad_objective", "loss_weight", "noised_input", "stage1_objective",
+    "DISTILL_LOSSES", "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "distill_distance", "distill_objective",
+    "gsad_objective", "loss_weight", "noised_input", "stage1_objective",
 ]
 
 #: lambda of the stage-2 pixel loss (the reference's value).
 PIXEL_LOSS_SCALE = 10.0
+
+#: delta of the Charbonnier distance sqrt(d^2 + delta^2) - delta (:func:`distill_distance`), in [-1, 1] units.
+CHARBONNIER_DELTA = 1e-3
 
 #: Warm-start training (:func:`noised_input`) applies at levels with alpha_bar <= 0.75: the
 #: first levels of short sampling trajectories, where a warm start is noised to.
@@ -260,3 +268,78 @@ def gsad_objective(
             loss = loss_pix + structure_weight * loss_structure
     logs = {"loss": loss.detach(), "loss_pix": loss_pix.detach(), "loss_structure": loss_structure.detach()}
     return loss, logs
+
+
+def distill_distance(output: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean distance between two images (one of :data:`DISTILL_LOSSES`), 0 where they are equal.
+
+        l1:          mean |d|
+        charbonnier: mean (sqrt(d^2 + delta^2) - delta),  delta = CHARBONNIER_DELTA
+
+    with d = output - target. Charbonnier is L1 with a smooth minimum (its gradient goes to 0 with d).
+    """
+    if kind not in DISTILL_LOSSES:
+        raise ValueError(f"distill loss: unknown {kind!r} (choose from {', '.join(DISTILL_LOSSES)})")
+    d = output - target
+    if kind == "l1":
+        return d.abs().mean()
+    return ((d * d + CHARBONNIER_DELTA**2).sqrt() - CHARBONNIER_DELTA).mean()
+
+
+def distill_objective(
+    net: nn.Module,
+    teacher: nn.Module,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    student_settings: SamplerConfig,
+    teacher_settings: SamplerConfig,
+    generator: torch.Generator,
+    stride: int,
+    loss: str = "l1",
+    gt_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one distillation step: the student's sampler output against the teacher's.
+
+    1. Target: the teacher's whole sampler output on y = ``low``, with its own settings
+       (``teacher_settings``: sampler, steps, betas, warm start, the mean of its ``ensemble``
+       trajectories), without gradients; its noise is drawn from ``generator``.
+    2. Output: one trajectory of the student's sampler (``student_settings``: K steps, ensemble
+       1), from the same warm start and the same noise as the teacher's first trajectory (the
+       generator is rewound to its state before step 1), computed differentiably.
+    3. L = D(output, target) + gt_weight * mean |output - x0|, D = :func:`distill_distance`.
+
+    Both outputs are the samplers' x0 before detail restoration (``SamplerConfig.detail``), which
+    inference applies to either in the same way. With the student equal to the teacher, the
+    same sampler and steps and a teacher ensemble of 1, the output is the target and L_distill
+    is 0.
+
+    Args:
+        net: the student (a U-Net, possibly wrapped, e.g. DistributedDataParallel).
+        teacher: the frozen teacher as samplers run it (an
+            :class:`~gsad.network.inference_net.InferenceNet`: ``config``, ``precompute``).
+        low: y, ``B x 3 x H x W`` in [-1, 1].
+        high: x0, same shape, in [-1, 1] (only the ``loss_gt`` term uses it).
+        student_settings, teacher_settings: the two samplers' settings (``seed`` unused).
+        generator: CPU generator of the step (noise of both sampler runs).
+        stride: the student network's stride.
+        loss: D, one of :data:`DISTILL_LOSSES`.
+        gt_weight: weight of the L1 distance to the ground truth (0: the teacher alone).
+
+    Returns:
+        (scalar loss, logs ``{"loss", "loss_distill", "loss_gt"}`` as detached scalars;
+        ``loss_gt`` is logged at any weight).
+    """
+    state = generator.get_state()
+    with torch.no_grad():
+        target = run_ensemble(teacher, low, teacher_settings, tile=0, generator=generator, device=low.device)
+    generator.set_state(state)
+    schedule = Schedule.linear(student_settings.steps, student_settings.beta_start, student_settings.beta_end)
+    output = run_trajectory(net, low, student_settings, schedule, generator, tile=0, device=low.device,
+                            stride=stride)
+    with _full_precision(low.device):
+        output = output.float()
+        loss_distill = distill_distance(output, target.float(), loss)
+        loss_gt = (output - high.float()).abs().mean()
+        total = loss_distill + gt_weight * loss_gt if gt_weight > 0 else loss_distill
+    logs = {"loss": total.detach(), "loss_distill": loss_distill.detach(), "loss_gt": loss_gt.detach()}
+    return total, logs

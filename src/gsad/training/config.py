@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from gsad.config import (
+    DISTILL_LOSSES,
     LOSS_WEIGHTINGS,
+    MAX_STEPS,
     PRECISION_NAMES,
     NetworkConfig,
     SamplerConfig,
@@ -28,6 +30,7 @@ from gsad.config import (
     from_dict,
     load_yaml,
     preset,
+    same_start_betas,
     to_dict,
 )
 from gsad.errors import ConfigError
@@ -44,10 +47,12 @@ __all__ = [
     "load_train_config",
     "shipped_config",
     "shipped_configs",
+    "student_sampler",
 ]
 
-#: Training stages: ``uncertainty`` (stage 1) and ``gsad`` (stage 2).
-STAGES = ("uncertainty", "gsad")
+#: Training stages: ``uncertainty`` (stage 1), ``gsad`` (stage 2) and ``distill`` (a faster student of a
+#: trained model).
+STAGES = ("uncertainty", "gsad", "distill")
 #: Mixed-precision modes (autocast dtype of the network's forward pass).
 AMP_MODES = ("off", *(p for p in PRECISION_NAMES if p != "fp32"))
 #: Keys that ``--resume`` may change; any other difference from the run's config is refused
@@ -89,6 +94,8 @@ TRAIN_CHECKS: dict[str, tuple[type, Callable[[Any, str], Any]]] = {
     "num_clusters": _whole(1),
     "patch_size": _whole(1),
     "warm_start": _real(0.0, 1.0),
+    "student_steps": _whole(1, MAX_STEPS),
+    "gt_weight": _real(0.0, 1e6),
     "seed": (int, check_seed),  # each rank draws from seed + rank: the torch seed range, as for sampling
     "num_workers": _whole(0, MAX_WORKERS),
     "checkpoint_every": _whole(1),
@@ -130,6 +137,18 @@ class TrainConfig:
       the auto-exposed input instead of the target, to match the ``exposure`` sampler start;
       0, the paper, turns it off; see :func:`gsad.losses.objectives.noised_input`),
       ``amp`` (``off``, ``bf16``, ``fp16`` autocast), ``seed``, ``device``.
+    Distillation (stage ``distill``)
+      ``teacher``: the model to distil (a checkpoint file, run directory, reference ``.pth``, or
+      ``default``, the bundled model), frozen; its target for a crop is its own whole sampler
+      output with its stored settings. The student starts from ``init`` (a model, as
+      ``teacher``), else from a ``network`` mapping (``preset`` with its overrides; fresh weights),
+      else as a copy of the teacher, and samples with ``student_steps`` steps and ensemble 1.
+      ``distill_loss`` (``l1`` or ``charbonnier``) between the student's output and the teacher's,
+      plus ``gt_weight`` times the L1 distance to the ground truth; see
+      :func:`gsad.losses.objectives.distill_objective`. ``sampler`` is the student's: its
+      ``steps`` and ``ensemble`` are always ``student_steps`` and 1, and :func:`load_train_config`
+      takes the other settings from the teacher's checkpoint where the config does not set them,
+      the betas so that the student starts at the teacher's first noise level.
     Output
       ``out``: run directory (default ``runs/<stage>-<date>-<time>``);
       ``checkpoint_every``, ``keep_states`` (resumable states kept; inference checkpoints
@@ -162,6 +181,10 @@ class TrainConfig:
     patch_size: int = 8
     loss_weighting: str = "eps"
     warm_start: float = 0.0
+    teacher: str | None = None
+    student_steps: int = 1
+    distill_loss: str = "l1"
+    gt_weight: float = 0.0
     amp: str = "off"
     seed: int = 0
     device: str = "auto"
@@ -182,6 +205,10 @@ class TrainConfig:
             raise ConfigError(
                 f"loss_weighting: unknown {self.loss_weighting!r} (choose from {', '.join(LOSS_WEIGHTINGS)})"
             )
+        if self.distill_loss not in DISTILL_LOSSES:
+            raise ConfigError(
+                f"distill_loss: unknown {self.distill_loss!r} (choose from {', '.join(DISTILL_LOSSES)})"
+            )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")
         preset(self.preset)
@@ -196,6 +223,9 @@ class TrainConfig:
         from gsad.data.synthesize import named_ranges
 
         named_ranges(self.ranges)
+        if self.stage == "distill":  # the student's sampler: student_steps steps, one trajectory
+            student = dataclasses.replace(self.sampler, steps=self.student_steps, ensemble=1)
+            object.__setattr__(self, "sampler", student)
 
     def network_config(self) -> NetworkConfig:
         """The stage-1 architecture: the preset with the ``network`` overrides applied."""
@@ -254,7 +284,8 @@ def load_train_config(
     """Resolve a :class:`TrainConfig`: defaults < YAML ``config_file`` < ``overrides``.
 
     ``overrides`` are flag values; entries that are None (flags not given) are ignored.
-    ``sampler`` and ``network`` mappings are merged key by key.
+    ``sampler`` and ``network`` mappings are merged key by key. For a fresh stage-``distill`` run
+    the sampler keys not set come from the teacher (:func:`student_sampler`).
 
     With ``resume`` the run directory (``out``) must hold the ``config.yaml`` of an earlier
     run; it replaces the defaults, and only :data:`RESUMABLE_KEYS` may differ from it
@@ -269,6 +300,9 @@ def load_train_config(
     for layer, where in layers:
         merged = _merge(merged, layer, where)
     if not resume:
+        if merged.get("stage") == "distill" and merged.get("teacher") is not None:
+            steps = merged.get("student_steps", TrainConfig.student_steps)
+            merged = {**merged, "sampler": student_sampler(merged["teacher"], steps, merged.get("sampler") or {})}
         return from_dict(TrainConfig, merged, "config")
 
     out = merged.get("out")
@@ -289,6 +323,26 @@ def load_train_config(
                 f"{getattr(config, key)!r}; only {', '.join(sorted(RESUMABLE_KEYS))} may change when resuming"
             )
     return config
+
+
+def student_sampler(teacher: str, steps: int, given: dict[str, Any]) -> dict[str, Any]:
+    """The sampler settings of a fresh distill run's student of ``steps`` steps: those stored in
+    ``teacher`` (a model name, see :func:`gsad.checkpoints.model_path`), with betas that start at the
+    teacher's first noise level (:func:`gsad.config.same_start_betas`) unless a beta is ``given``, and
+    the keys ``given`` (YAML, flags) over them; TrainConfig sets steps and ensemble (``steps``, 1).
+    Loads the teacher (torch), so a missing or broken one is a CheckpointError here, before any
+    data is read."""
+    for key, instead in (("steps", "student_steps (--student-steps)"), ("ensemble", "1")):
+        if key in given:
+            raise ConfigError(f"sampler: {key} of stage distill is {instead}; leave sampler {key} unset")
+    from gsad.checkpoints import load_checkpoint, model_path
+
+    _, stored, _ = load_checkpoint(model_path(teacher))
+    settings = to_dict(stored)
+    if "beta_start" not in given and "beta_end" not in given:
+        betas = same_start_betas(stored.steps, stored.beta_start, stored.beta_end, steps)
+        settings.update(zip(("beta_start", "beta_end"), betas))
+    return {**settings, **given}
 
 
 def changed_keys(old: TrainConfig, new: TrainConfig) -> list[str]:

@@ -1,5 +1,5 @@
-"""The training loop of both GSAD stages: :class:`Trainer` sets a run up (models, data, run folder),
-then steps, logs, validates and saves.
+"""The training loop of both GSAD stages and of distillation: :class:`Trainer` sets a run up (models,
+data, run folder), then steps, logs, validates and saves.
 
 The loss maths live in :mod:`gsad.losses.objectives`; the run folder's format in
 :mod:`gsad.training.run_dir`; the data order and seeds in :mod:`gsad.training.order`; the EMA in
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from gsad.checkpoints import LATEST_FILE, load_checkpoint, resolve_checkpoint, save_checkpoint
+from gsad.checkpoints import LATEST_FILE, load_checkpoint, model_path, resolve_checkpoint, save_checkpoint
 from gsad.config import from_dict
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
@@ -31,8 +31,8 @@ from gsad.diffusion.schedules import training_schedule
 from gsad.errors import CheckpointError, ConfigError, DataError, InputError, ModelOutputError
 from gsad.files import os_reason, remove_stale_temporaries, write_text_output
 from gsad.imaging.exposure import start_estimate
-from gsad.losses.objectives import gsad_objective, stage1_objective
-from gsad.network.inference_net import PRECISIONS
+from gsad.losses.objectives import distill_objective, gsad_objective, stage1_objective
+from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.unet import UNet
 from gsad.runtime.distributed import Context, cleanup, setup, wrap_model
 from gsad.training.config import TrainConfig
@@ -57,7 +57,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Trainer", "train"]
 
-LOSS_NAMES = {"uncertainty": ("loss",), "gsad": ("loss", "loss_pix", "loss_structure")}
+LOSS_NAMES = {
+    "uncertainty": ("loss",),
+    "gsad": ("loss", "loss_pix", "loss_structure"),
+    "distill": ("loss", "loss_distill", "loss_gt"),
+}
 
 
 def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -70,6 +74,20 @@ def _load_images(pairs: list, count: int | None) -> list[tuple[str, np.ndarray, 
             raise DataError(f"{pair.low} and {pair.high} differ in size")
         images.append((pair.name, low, high))
     return images
+
+
+def _seed_weights(seed: int) -> None:
+    """Seed the initial weights of a new network or head (inside train()'s forked RNG scope, so the
+    caller's RNG is untouched)."""
+    torch.manual_seed(int(np.random.SeedSequence([seed]).generate_state(1, dtype=np.uint64)[0]))
+
+
+def _without_uncertainty_head(model: UNet) -> UNet:
+    """A new U-Net with ``model``'s weights and architecture but no uncertainty head (stage 2 takes P
+    from its frozen copy; a distilled student needs none)."""
+    copy = UNet(dataclasses.replace(model.config, uncertainty_head=False))
+    copy.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("uncertainty_head.")})
+    return copy
 
 
 class _LogWindow:
@@ -113,14 +131,19 @@ class Trainer:
             raise ConfigError(
                 "init: stage gsad starts from a stage-1 (uncertainty) model; give --init RUN_OR_CHECKPOINT"
             )
+        self._check_distill_options()
         if config.init is not None and not resume:
-            resolve_checkpoint(config.init)  # a missing --init fails before any data is read
+            resolve_checkpoint(model_path(config.init))  # a missing --init fails before any data is read
+        if config.teacher is not None:
+            resolve_checkpoint(model_path(config.teacher))
         self.resume_state = self._check_run_dir(resume)
         self.dataset = self._dataset()
         self.val_images = self._val_images()
 
-        # 2. Models (stage 1: fresh or --init; stage 2: from --init, plus the frozen copy).
+        # 2. Models (stage 1: fresh or --init; stage 2: from --init, plus the frozen copy; distill:
+        # the frozen teacher, and the student from --init, a network config or the teacher).
         self.frozen: UNet | None = None
+        self.teacher: InferenceNet | None = None
         model = self._build_models(resume)
         stride = model.config.stride
         if config.crop % stride:
@@ -182,14 +205,30 @@ class Trainer:
         pairs = find_pairs(root, "auto", "test")  # checked on every rank; images read by rank 0 only
         return _load_images(pairs, c.val_count) if self.ctx.is_main else []
 
+    def _check_distill_options(self) -> None:
+        c = self.config
+        if c.stage != "distill":
+            if c.teacher is not None:
+                raise ConfigError(f"teacher: only stage distill learns from a teacher (this is stage {c.stage})")
+            return
+        if c.teacher is None:
+            raise ConfigError("teacher: stage distill learns from a trained model; give --teacher CHECKPOINT "
+                              "(a .safetensors file, run folder, reference .pth, or default for the bundled model)")
+        if c.init is not None and c.network is not None:
+            raise ConfigError("network: the student of --init has that model's architecture; give either --init "
+                              "or a network section, not both")
+
     def _build_models(self, resume: bool) -> UNet:
         c = self.config
+        if self.stage == "distill":
+            teacher, self.teacher_sampler, _ = load_checkpoint(model_path(c.teacher))
+            self.teacher = InferenceNet(teacher.to(self.device).eval().requires_grad_(False))
         if self.stage == "gsad":
             if resume:
                 source = self.run_dir / UNCERTAINTY_FILE
                 frozen, _, _ = load_checkpoint(source)
             else:
-                source = resolve_checkpoint(c.init)
+                source = resolve_checkpoint(model_path(c.init))
                 frozen, _, _ = load_checkpoint(source)
             if frozen.uncertainty_head is None:
                 raise CheckpointError(
@@ -198,23 +237,20 @@ class Trainer:
             self.frozen = frozen.to(self.device).eval().requires_grad_(False)
             self.init_source = source
             # The stage-2 network needs no uncertainty head: P comes from the frozen copy.
-            net_config = dataclasses.replace(frozen.config, uncertainty_head=False)
-            model = UNet(net_config)
-            model.load_state_dict(
-                {k: v for k, v in frozen.state_dict().items() if not k.startswith("uncertainty_head.")}
-            )
-            return model
+            return _without_uncertainty_head(frozen)
         if resume and (self.run_dir / LATEST_FILE).exists():
             # The architecture of the run's own checkpoints; the weights come from the state.
             # (Without 'latest', a kill came before the first weights: build it as at the start.)
             model, _, _ = load_checkpoint(self.run_dir)
             return model.train()
+        if self.stage == "distill":
+            return self._student().train()
         if c.init is not None:
-            source = resolve_checkpoint(c.init)
+            source = resolve_checkpoint(model_path(c.init))
             model, _, _ = load_checkpoint(source)
             if model.uncertainty_head is None:
                 # A stage-2 model: its U-Net, with a fresh (seeded) uncertainty head.
-                torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
+                _seed_weights(c.seed)
                 headed = UNet(dataclasses.replace(model.config, uncertainty_head=True))
                 missing, unexpected = headed.load_state_dict(model.state_dict(), strict=False)
                 if unexpected or any(not k.startswith("uncertainty_head.") for k in missing):
@@ -222,9 +258,21 @@ class Trainer:
                 log.info("%s has no uncertainty head: starting stage 1 from its U-Net with a new head", source)
                 return headed.train()
             return model.train()
-        # Seed the initial weights (inside train()'s forked RNG scope, so the caller's RNG is untouched).
-        torch.manual_seed(int(np.random.SeedSequence([c.seed]).generate_state(1, dtype=np.uint64)[0]))
+        _seed_weights(c.seed)
         return UNet(c.network_config())
+
+    def _student(self) -> UNet:
+        """The distilled student at the start: the --init model, a fresh network of the config's
+        ``network`` section, or a copy of the teacher; without an uncertainty head (unused here)."""
+        c = self.config
+        if c.init is not None:
+            model, _, _ = load_checkpoint(model_path(c.init))
+        elif c.network is not None:
+            _seed_weights(c.seed)
+            model = UNet(c.network_config())
+        else:
+            model = self.teacher.unet
+        return _without_uncertainty_head(model)
 
     def _load_state(self, path: Path, state: dict[str, Any]) -> None:
         try:
@@ -346,6 +394,11 @@ class Trainer:
 
     def _objective(self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator):
         c = self.config
+        if self.stage == "distill":
+            return distill_objective(
+                self.net, self.teacher, low, high, c.sampler, self.teacher_sampler, generator,
+                stride=self.model.config.stride, loss=c.distill_loss, gt_weight=c.gt_weight,
+            )
         # Warm-start training noises some samples from the start estimate of each crop: the
         # validation sampler's warm start (exposure or soft-exposure), exposure when it is noise.
         kind = c.sampler.start if c.sampler.start != "noise" else "exposure"
