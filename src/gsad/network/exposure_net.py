@@ -182,7 +182,8 @@ def default_weights() -> Path:
 
 def load_exposure_net(path: str | os.PathLike | None = None) -> ExposureNet:
     """The network with the weights of ``path`` (default: the shipped ones, :func:`default_weights`),
-    in eval mode without gradients, loaded once per path; a missing, unreadable or wrong file is one CheckpointError line."""
+    in eval mode without gradients, loaded once per path; a missing, unreadable or wrong file is one
+    CheckpointError line."""
     return _load(Path(path) if path is not None else default_weights())
 
 
