@@ -51,7 +51,7 @@ LIFT_CAP, LEVEL_FLOOR, DIM_LUMINANCE = 1.3, 0.85, SOFT_EXPOSURE_BRIGHT
 LOG2_GAIN_RANGE = (-4.0, 10.0)
 #: File name of the shipped weights inside ``gsad/resources``.
 WEIGHTS = "exposure.safetensors"
-#: Largest weights file read (the shipped one is about 60 KB).
+#: Largest weights file read (the shipped one is 48 KB).
 MAX_WEIGHTS_BYTES = 1 << 20
 
 _LOG2_FLOOR = -12.0  # log2 of the smallest linear value the features resolve (about 1/16 of a level)
