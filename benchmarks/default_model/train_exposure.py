@@ -7,7 +7,8 @@ WORK is the work folder of prepare_photos.sh. Only its training photos (WORK/pho
 photos) and validation set (WORK/valbroad: 6 pairs, and their 6 originals) are read; the held-out
 sets are not.
 
-Recipe (seeded; on one thread of a Zen 3 core about 2.6 min of CPU, 8.4 min wall with the other core busy):
+Recipe (seeded: two runs give bit-identical weights; on one thread of a Zen 3 core 2.6 min of CPU, 4-8.4 min
+wall while other jobs shared the CPU):
 
 - each training photo is downscaled to 512 px on the long side; from it, ``DRAWS`` samples, each a
   random crop (each side 40-100 % of the photo's) resized to 128 x 128, then
