@@ -38,9 +38,9 @@ from gsad.data.layouts import LAYOUTS
 from gsad.diffusion.denoiser import Denoiser
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule, linear_betas
+from gsad.enhance.starts import start_estimate
 from gsad.errors import GsadError
 from gsad.evaluation.metrics import score_pair
-from gsad.imaging.exposure import start_estimate
 from gsad.imaging.geometry import pad_to_multiple
 from gsad.imaging.io import read_image
 from gsad.imaging.tensors import from_model, to_model

@@ -11,8 +11,11 @@ Held-out sets (made by benchmarks/default_model/prepare_photos.sh in WORK):
   training pipeline in a different direction (WORK/heldout_FAMILY).
 
 Methods: the dark input itself, a global auto-exposure (linear-light gain so that the mean
-luminance reaches 18 % grey), CLAHE (scikit-image equalize_adapthist, default settings) and
-each model given (default: the bundled default model) with its stored sampler settings.
+luminance reaches 18 % grey), its soft variant (no gain for well-exposed inputs), the learned
+global correction (gsad.network.exposure_net: per-channel gains and a tone curve from a
+thumbnail; the learned-exposure warm start on its own), CLAHE (scikit-image equalize_adapthist,
+default settings) and each model given (default: the bundled default model) with its stored
+sampler settings, or with the warm start ``--start`` names.
 Scores per family, in the plain and the GT-mean protocol (gsad.evaluation.metrics.score_pair): PSNR, SSIM
 and the detail ratio (gsad.evaluation.metrics.detail_ratio: Laplacian variance of the output over the
 reference's; 1 is the target, < 1 smoothed, > 1 grain); "gain" is a model's plain PSNR minus the
@@ -23,12 +26,13 @@ and SSIM of the output against its input, and the ratio of mean grey levels (out
 every image (the default model must keep PSNR >= 24 dB, SSIM >= 0.85 and every ratio within 0.85-1.3).
 
     python benchmarks/default_model/holdout_table.py WORK [--checkpoint [LABEL=]C ...]
-        [--families F,F,...] [--json out.json]
+        [--families F,F,...] [--start S] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -36,10 +40,13 @@ from pathlib import Path
 import numpy as np
 from skimage import exposure
 
+from gsad.config import START_NAMES
 from gsad.data.layouts import find_pairs
 from gsad.evaluation.metrics import detail_ratio, gt_mean_adjust, mean_level, psnr, score_pair, ssim
-from gsad.imaging.exposure import auto_exposure
+from gsad.imaging.exposure import auto_exposure, soft_auto_exposure
 from gsad.imaging.io import list_images, read_image
+from gsad.imaging.tensors import from_model, to_model
+from gsad.network.exposure_net import learned_exposure
 
 FAMILIES = ("holdout", "dark-noisy", "phone-jpeg", "color-cast", "near-normal")
 #: The do-no-harm bounds of issue 15.
@@ -49,6 +56,11 @@ NO_HARM_PSNR, NO_HARM_SSIM, NO_HARM_LEVELS = 24.0, 0.85, (0.85, 1.3)
 def clahe(low: np.ndarray) -> np.ndarray:
     """scikit-image's CLAHE with its default settings."""
     return np.round(exposure.equalize_adapthist(low) * 255.0).astype(np.uint8)
+
+
+def learned_global(low: np.ndarray) -> np.ndarray:
+    """The learned global correction alone (the learned-exposure warm start, no diffusion)."""
+    return from_model(learned_exposure(to_model(low)))
 
 
 def family_dir(work: Path, family: str) -> Path:
@@ -103,6 +115,8 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES),
                         help=f"comma-separated (default {','.join(FAMILIES)})")
     parser.add_argument("--no-baselines", action="store_true", help="score only the models")
+    parser.add_argument("--start", choices=START_NAMES,
+                        help="run the models from this warm start instead of their stored one")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
@@ -110,16 +124,17 @@ def main() -> None:
 
     work = Path(args.work)
     methods = {} if args.no_baselines else {"dark input": lambda x: x, "auto-exposure": auto_exposure,
-                                            "CLAHE": clahe}
+                                            "soft auto-exposure": soft_auto_exposure,
+                                            "learned exposure": learned_global, "CLAHE": clahe}
     baselines = list(methods)
     for spec in args.checkpoint or [None]:
         label, _, path = spec.rpartition("=") if spec else ("", "", None)
         enhancer = Enhancer(path, device="cpu")
-        s = enhancer.sampler
+        s = enhancer.settings(start=args.start)  # the stored settings when --start is not given
         label = label or ("gsad default" if path is None else Path(path).name)
         detail = f", detail {s.detail:g}" if s.detail else ""
         name = f"{label} ({s.sampler}, {s.steps} steps, start {s.start}, ensemble {s.ensemble}{detail})"
-        methods[name] = enhancer.enhance
+        methods[name] = functools.partial(enhancer.enhance, settings=s)
 
     results: dict = {"families": {}, "no_harm": {}}
     for family in [f for f in args.families.split(",") if f]:  # --families "": do no harm only

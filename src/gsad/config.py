@@ -280,8 +280,8 @@ PRESETS: dict[str, NetworkConfig] = {
 SAMPLER_NAMES = ("reference", "ddim", "dpmpp")
 
 #: Where a trajectory starts: pure noise (the paper), or the noised auto-exposure (full, or soft:
-#: no gain for well-exposed inputs) of the input.
-START_NAMES = ("noise", "exposure", "soft-exposure")
+#: no gain for well-exposed inputs) or learned global correction of the input.
+START_NAMES = ("noise", "exposure", "soft-exposure", "learned-exposure")
 
 #: Most trajectories a self-ensemble averages: the 8 symmetries of the pixel grid.
 MAX_ENSEMBLE = 8
@@ -326,7 +326,8 @@ class SamplerConfig:
     starts it from the input's global auto-exposure, noised to the schedule's first level
     (a warm start, see :func:`gsad.diffusion.samplers.initial_state`); ``soft-exposure``
     from the soft auto-exposure (:func:`gsad.imaging.exposure.soft_auto_exposure`), which does not
-    brighten inputs that are already well exposed.
+    brighten inputs that are already well exposed; ``learned-exposure`` from a small network's
+    global exposure and colour correction (:func:`gsad.network.exposure_net.learned_exposure`).
 
     ``ensemble``: number of trajectories averaged per image (1-8, :data:`MAX_ENSEMBLE`). Pass
     ``k`` runs on the ``k``-th symmetry of the pixel grid (identity, flips, then transposes;

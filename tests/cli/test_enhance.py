@@ -152,3 +152,28 @@ def test_ensemble_flag(tiny_checkpoint, dark_image, tmp_path, capsys):
     assert err == ["gsad: error: argument --ensemble: must be a whole number from 1 to 8, got 9 "
                    "(see 'gsad enhance --help')"]
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_learned_exposure_start_runs_end_to_end(tiny_checkpoint, dark_image, tmp_path):
+    from gsad.enhance.enhancer import Enhancer
+
+    inp, out = _write(tmp_path / "i.png", dark_image), tmp_path / "o.png"
+    assert main(["enhance", str(inp), "-o", str(out), "--checkpoint", str(tiny_checkpoint),
+                 "--start", "learned-exposure"]) == 0
+    expected = Enhancer(tiny_checkpoint, device="cpu").enhance(dark_image, start="learned-exposure")
+    assert np.array_equal(read_image(out), expected)
+
+
+def test_unusable_exposure_weights_are_one_error_line(tiny_checkpoint, dark_image, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "exposure.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    inp = _write(tmp_path / "i.png", dark_image)
+    argv = ["enhance", str(inp), "-o", str(tmp_path / "o.png"), "--checkpoint", str(tiny_checkpoint),
+            "--start", "learned-exposure"]
+    for weights in (bad, tmp_path / "missing.safetensors"):
+        monkeypatch.setattr("gsad.network.exposure_net.default_weights", lambda weights=weights: weights)
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if "error" in line]  # the rest is the progress bar
+        assert len(errors) == 1 and errors[0].startswith(f"gsad: error: {weights}: ") and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()

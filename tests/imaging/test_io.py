@@ -154,20 +154,6 @@ def test_soft_auto_exposure_lifts_dark_images_and_leaves_bright_ones():
     assert soft_exposure_gain(0.5) == 1.0 and soft_exposure_gain(0.0) == 1.0
 
 
-def test_start_estimate_is_the_padded_auto_exposure_of_each_image():
-    from gsad.imaging.exposure import auto_exposure, soft_auto_exposure, start_estimate
-
-    rng = np.random.default_rng(4)
-    images = [rng.integers(0, 40, (6, 7, 3), dtype=np.uint8) for _ in range(2)]
-    low = torch.cat([to_model(im) for im in images])
-    assert start_estimate(low, "noise", 4) is None
-    for name, expose in (("exposure", auto_exposure), ("soft-exposure", soft_auto_exposure)):
-        est = start_estimate(low, name, 4)
-        assert est.shape == (2, 3, 8, 8)  # reflect-padded to the stride, like the condition
-        for k, im in enumerate(images):  # each image gets its own gain
-            assert torch.equal(est[k : k + 1, :, :6, :7], to_model(expose(im)))
-
-
 # ----------------------------------------------------------------------------------------
 # deep samples (issue 24, case 14)
 # ----------------------------------------------------------------------------------------

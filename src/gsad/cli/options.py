@@ -117,7 +117,8 @@ def sampler_flags() -> dict[str, dict[str, object]]:
         "start": {"choices": START_NAMES,
                   "help": "noise: start the trajectory from pure noise (the paper); exposure: from the input's "
                           "global auto-exposure, noised to the schedule's first level (warm start); "
-                          "soft-exposure: from the soft auto-exposure (no gain for well-exposed inputs)"},
+                          "soft-exposure: from the soft auto-exposure (no gain for well-exposed inputs); "
+                          "learned-exposure: from a small network's global exposure and colour correction"},
         "ensemble": {"type": ensemble, "metavar": "N",
                      "help": f"average N trajectories run on flipped/transposed copies of the input "
                              f"(1-{MAX_ENSEMBLE}): less residual noise, N times the time"},

@@ -153,7 +153,7 @@ class Enhancer:
     ) -> torch.Tensor:
         """``1 x 3 x H x W`` in [-1, 1] -> enhanced ``1 x 3 x H x W`` in [-1, 1] (same size).
 
-        ``settings.start`` picks the trajectory's start (:func:`~gsad.imaging.exposure.start_estimate`);
+        ``settings.start`` picks the trajectory's start (:func:`~gsad.enhance.starts.start_estimate`);
         ``settings.ensemble`` trajectories (on :func:`~gsad.imaging.geometry.grid_symmetry` views, seeds
         ``seed + k``) are averaged (:func:`~gsad.enhance.trajectories.run_ensemble`). ``callback(step,
         total)`` counts steps over all of them. ``tile``: as in :meth:`enhance`.

@@ -16,8 +16,8 @@ import torch
 from gsad.config import SamplerConfig
 from gsad.diffusion.samplers import SAMPLERS, initial_state
 from gsad.diffusion.schedules import Schedule
+from gsad.enhance.starts import start_estimate
 from gsad.enhance.tiling import make_denoiser
-from gsad.imaging.exposure import start_estimate
 from gsad.imaging.geometry import grid_symmetry, pad_symmetric, pad_to_multiple
 
 Progress = Callable[[int, int], None] | None
@@ -38,7 +38,7 @@ def run_trajectory(
     """One sampler run on the ``symmetry``-th :func:`~gsad.imaging.geometry.grid_symmetry` view of
     ``low`` (``1 x 3 x H x W`` in [-1, 1]) with noise from ``generator``: reflect-padded to the
     network's stride, x_T from :func:`~gsad.diffusion.samplers.initial_state` (warm start:
-    :func:`~gsad.imaging.exposure.start_estimate`), then cropped back and mapped back to ``low``'s grid.
+    :func:`~gsad.enhance.starts.start_estimate`), then cropped back and mapped back to ``low``'s grid.
 
     Whole-image buffers during the sampler: the padded view (the condition; ``low`` itself when no
     flip or padding is needed), x_T and the sampler's own (:func:`~gsad.diffusion.samplers.sample_reference`);

@@ -10,7 +10,7 @@ keep the output steady (:class:`FrameEnhancer`):
    frames similar ones. ``noise="fresh"`` draws on from one generator across frames (the
    reference test script's habit): the naive per-frame baseline the flicker figures compare with.
 2. **The warm start**: a trajectory started from the frame's auto-exposure noised to the first
-   level (:func:`~gsad.imaging.exposure.start_estimate`) only corrects an estimate that follows
+   level (:func:`~gsad.enhance.starts.start_estimate`) only corrects an estimate that follows
    the input; :func:`video_settings` uses ``soft-exposure`` when the checkpoint starts from noise
    and the user did not choose.
 3. **Optional temporal blending** (``blend`` > 0): where the input did not change since the last

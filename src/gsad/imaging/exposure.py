@@ -1,5 +1,6 @@
 """Exposure maths on sRGB pixels: the sRGB transfer curve, luma weights, the global auto-exposure
-and its soft variant, the user's +-EV adjustment, and the samplers' warm-start estimate built on them.
+and its soft variant and the user's +-EV adjustment (the samplers' warm starts,
+:func:`gsad.enhance.starts.start_estimate`, are built on them).
 
 The whole-image passes decode and encode a band of rows at a time
 (:func:`~gsad.imaging.geometry.row_bands`): the same float64 values as a whole-image pass, in
@@ -9,10 +10,8 @@ memory of one uint8 image plus one float64 luminance plane.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from gsad.imaging.geometry import pad_to_multiple, row_bands
-from gsad.imaging.tensors import from_model, to_model
+from gsad.imaging.geometry import row_bands
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -133,19 +132,6 @@ def adjust_exposure(image: np.ndarray, ev: float) -> np.ndarray:
         return linear_to_srgb(linear * 2.0**ev).astype(np.float32)
     return _apply_gain(image, 2.0**ev)
 
-
-
-def start_estimate(low: torch.Tensor, start: str, stride: int) -> torch.Tensor | None:
-    """The samplers' warm-start estimate of x0 for a trajectory start name (``SamplerConfig.start``):
-    None for ``noise``; for ``exposure`` the global :func:`auto_exposure` of each whole image in
-    ``low`` (``soft-exposure``: :func:`soft_auto_exposure`) (``N x 3 x H x W`` in [-1, 1]),
-    reflect-padded to ``stride`` like the condition (computed before any tiling, so every tile
-    starts from the same gain). Used by inference and by warm-start training alike."""
-    if start == "noise":
-        return None
-    expose = soft_auto_exposure if start == "soft-exposure" else auto_exposure
-    exposed = [to_model(expose(from_model(x))) for x in low]
-    return pad_to_multiple(exposed[0] if len(exposed) == 1 else torch.cat(exposed), stride)[0]
 
 
 #: ITU-R BT.601 luma weights of the GT-mean protocol (R, G, B).

@@ -28,9 +28,9 @@ from gsad.config import from_dict
 from gsad.data import PairedDataset, SyntheticDataset, find_pairs
 from gsad.data.synthesize import named_ranges
 from gsad.diffusion.schedules import training_schedule
+from gsad.enhance.starts import start_estimate
 from gsad.errors import CheckpointError, ConfigError, DataError, InputError, ModelOutputError
 from gsad.files import os_reason, remove_stale_temporaries, write_text_output
-from gsad.imaging.exposure import start_estimate
 from gsad.losses.objectives import distill_objective, gsad_objective, stage1_objective
 from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.unet import UNet
@@ -400,7 +400,7 @@ class Trainer:
                 stride=self.model.config.stride, loss=c.distill_loss, gt_weight=c.gt_weight,
             )
         # Warm-start training noises some samples from the start estimate of each crop: the
-        # validation sampler's warm start (exposure or soft-exposure), exposure when it is noise.
+        # validation sampler's warm start (exposure, soft-exposure or learned-exposure), exposure when it is noise.
         kind = c.sampler.start if c.sampler.start != "noise" else "exposure"
         start = start_estimate(low, kind, 1).to(low.device) if c.warm_start > 0 else None
         options = {"weighting": c.loss_weighting, "start": start, "warm_start": c.warm_start}
