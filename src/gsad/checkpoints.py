@@ -24,6 +24,7 @@ import os
 import re
 import warnings
 import zipfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,15 @@ def _first_line(exc: BaseException) -> str:
 LATEST_FILE = "latest"
 
 
+#: File name of the bundled default model inside ``gsad/resources``.
+DEFAULT_MODEL = "default.safetensors"
+
+
+def default_checkpoint() -> Path:
+    """Path of the bundled default model."""
+    return Path(str(resources.files("gsad") / "resources" / DEFAULT_MODEL))
+
+
 #: The name that stands for the bundled default model where a model is asked for (``gsad export``'s
 #: source, ``gsad train``'s ``--teacher`` and ``--init``).
 DEFAULT_MODEL_NAME = "default"
@@ -408,8 +418,6 @@ def model_path(name: str | os.PathLike) -> Path:
     """A model named on the command line or in a config: :data:`DEFAULT_MODEL_NAME` is the bundled
     model's file, anything else the path it says (a checkpoint file or run directory)."""
     if str(name) == DEFAULT_MODEL_NAME:
-        from gsad.enhance.enhancer import default_checkpoint  # enhancer imports this module
-
         return default_checkpoint()
     return Path(name)
 

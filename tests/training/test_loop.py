@@ -756,8 +756,8 @@ def test_run_of_an_older_gsad_without_marker_resumes(stage1_run, pairs, tmp_path
 def _fixed_distill_loss(student: UNet, teacher: Path, pairs: Path, sampler: SamplerConfig) -> float:
     """The distill loss of ``student`` on the corners of the pairs, with fixed noise."""
     from gsad.imaging.tensors import to_model
-    from gsad.losses import distill_objective
     from gsad.network.inference_net import InferenceNet
+    from gsad.training.distill import distill_objective
 
     low, high = (torch.cat([to_model(read_image(p)[:32, :32]) for p in sorted((pairs / side).glob("*.png"))])
                  for side in ("low", "high"))

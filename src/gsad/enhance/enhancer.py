@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gsad.checkpoints import load_checkpoint
+from gsad.checkpoints import DEFAULT_MODEL, default_checkpoint, load_checkpoint
 from gsad.config import MAX_TILE, SamplerConfig, check_exposure, check_int, with_overrides
 from gsad.enhance.detail import restore_detail
 from gsad.enhance.trajectories import run_ensemble
@@ -33,14 +32,6 @@ from gsad.runtime.devices import resolve_device
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_MODEL", "Enhancer", "default_checkpoint", "resolve_device"]
-
-#: File name of the bundled default model inside ``gsad/resources``.
-DEFAULT_MODEL = "default.safetensors"
-
-
-def default_checkpoint() -> Path:
-    """Path of the bundled default model."""
-    return Path(str(resources.files("gsad") / "resources" / DEFAULT_MODEL))
 
 
 class Enhancer:

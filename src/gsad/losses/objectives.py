@@ -10,9 +10,9 @@ seed gives the same draws on any device.
 - :func:`gsad_objective`: stage 2; the uncertainty-guided pixel loss plus the global
   structure-aware (rank-informed) loss on a differentiable posterior sample x_{t-1}
   (:func:`gsad.diffusion.posterior.posterior_sample`).
-- :func:`distill_objective`: not the paper; a student that samples in fewer steps learns the
-  output of a teacher's whole sampler (ensemble included), through its own differentiable
-  sampler run.
+- :func:`distill_distance`: the distance of a distillation step
+  (:func:`gsad.training.distill.distill_objective`, which runs both samplers and so sits in the
+  training layer, above ``enhance``).
 
 Optional, not the paper: ``weighting`` (:func:`loss_weight`) and warm-start training
 (``start``, ``warm_start``; :func:`noised_input`), which matches training to the samplers'
@@ -30,15 +30,14 @@ import contextlib
 import torch
 from torch import nn
 
-from gsad.config import DISTILL_LOSSES, LOSS_WEIGHTINGS, SamplerConfig
+from gsad.config import DISTILL_LOSSES, LOSS_WEIGHTINGS
 from gsad.diffusion.posterior import posterior_sample
 from gsad.diffusion.schedules import Schedule, q_sample, sample_training_levels
-from gsad.enhance.trajectories import run_ensemble, run_trajectory
 from gsad.losses.structure import structure_distance
 from gsad.losses.uncertainty import pixel_loss, stage1_loss, uncertainty_weights
 
 __all__ = [
-    "DISTILL_LOSSES", "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "distill_distance", "distill_objective",
+    "DISTILL_LOSSES", "LOSS_WEIGHTINGS", "WARM_MAX_ALPHA_BAR", "distill_distance",
     "gsad_objective", "loss_weight", "noised_input", "stage1_objective",
 ]
 
@@ -147,7 +146,7 @@ def _draw(
     return t_index, level, target, x_t
 
 
-def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast off for the loss maths (a no-op where autocast is unavailable)."""
     try:
         return torch.autocast(device_type=device.type, enabled=False)
@@ -193,7 +192,7 @@ def stage1_objective(
     eps_hat, log_uncertainty = net(torch.cat([low, x_t], dim=1), level)
     if log_uncertainty is None:
         raise ValueError("stage1_objective needs a network with an uncertainty head")
-    with _full_precision(high.device):
+    with full_precision(high.device):
         w = loss_weight(level, weighting)  # |w a - w b| = w |a - b| with w > 0
         loss = stage1_loss(w * eps_hat.float(), w * target, log_uncertainty.float())
     return loss, {"loss": loss.detach()}
@@ -254,7 +253,7 @@ def gsad_objective(
     if log_uncertainty is None:
         raise ValueError("gsad_objective needs a frozen network with an uncertainty head")
 
-    with _full_precision(high.device):
+    with full_precision(high.device):
         eps_hat = eps_hat.float()
         weights = uncertainty_weights(log_uncertainty.float()) * loss_weight(level, weighting)
         loss_pix = pixel_loss(eps_hat, target, weights, PIXEL_LOSS_SCALE)
@@ -284,62 +283,3 @@ def distill_distance(output: torch.Tensor, target: torch.Tensor, kind: str = "l1
     if kind == "l1":
         return d.abs().mean()
     return ((d * d + CHARBONNIER_DELTA**2).sqrt() - CHARBONNIER_DELTA).mean()
-
-
-def distill_objective(
-    net: nn.Module,
-    teacher: nn.Module,
-    low: torch.Tensor,
-    high: torch.Tensor,
-    student_settings: SamplerConfig,
-    teacher_settings: SamplerConfig,
-    generator: torch.Generator,
-    stride: int,
-    loss: str = "l1",
-    gt_weight: float = 0.0,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss of one distillation step: the student's sampler output against the teacher's.
-
-    1. Target: the teacher's whole sampler output on y = ``low``, with its own settings
-       (``teacher_settings``: sampler, steps, betas, warm start, the mean of its ``ensemble``
-       trajectories), without gradients; its noise is drawn from ``generator``.
-    2. Output: one trajectory of the student's sampler (``student_settings``: K steps, ensemble
-       1), from the same warm start and the same noise as the teacher's first trajectory (the
-       generator is rewound to its state before step 1), computed differentiably.
-    3. L = D(output, target) + gt_weight * mean |output - x0|, D = :func:`distill_distance`.
-
-    Both outputs are the samplers' x0 before detail restoration (``SamplerConfig.detail``), which
-    inference applies to either in the same way. With the student equal to the teacher, the
-    same sampler and steps and a teacher ensemble of 1, the output is the target and L_distill
-    is 0.
-
-    Args:
-        net: the student (a U-Net, possibly wrapped, e.g. DistributedDataParallel).
-        teacher: the frozen teacher as samplers run it (an
-            :class:`~gsad.network.inference_net.InferenceNet`: ``config``, ``precompute``).
-        low: y, ``B x 3 x H x W`` in [-1, 1].
-        high: x0, same shape, in [-1, 1] (only the ``loss_gt`` term uses it).
-        student_settings, teacher_settings: the two samplers' settings (``seed`` unused).
-        generator: CPU generator of the step (noise of both sampler runs).
-        stride: the student network's stride.
-        loss: D, one of :data:`DISTILL_LOSSES`.
-        gt_weight: weight of the L1 distance to the ground truth (0: the teacher alone).
-
-    Returns:
-        (scalar loss, logs ``{"loss", "loss_distill", "loss_gt"}`` as detached scalars;
-        ``loss_gt`` is logged at any weight).
-    """
-    state = generator.get_state()
-    with torch.no_grad():
-        target = run_ensemble(teacher, low, teacher_settings, tile=0, generator=generator, device=low.device)
-    generator.set_state(state)
-    schedule = Schedule.linear(student_settings.steps, student_settings.beta_start, student_settings.beta_end)
-    output = run_trajectory(net, low, student_settings, schedule, generator, tile=0, device=low.device,
-                            stride=stride)
-    with _full_precision(low.device):
-        output = output.float()
-        loss_distill = distill_distance(output, target.float(), loss)
-        loss_gt = (output - high.float()).abs().mean()
-        total = loss_distill + gt_weight * loss_gt if gt_weight > 0 else loss_distill
-    logs = {"loss": total.detach(), "loss_distill": loss_distill.detach(), "loss_gt": loss_gt.detach()}
-    return total, logs

@@ -145,7 +145,7 @@ class TrainConfig:
       else as a copy of the teacher, and samples with ``student_steps`` steps and ensemble 1.
       ``distill_loss`` (``l1`` or ``charbonnier``) between the student's output and the teacher's,
       plus ``gt_weight`` times the L1 distance to the ground truth; see
-      :func:`gsad.losses.objectives.distill_objective`. ``sampler`` is the student's: its
+      :func:`gsad.training.distill.distill_objective`. ``sampler`` is the student's: its
       ``steps`` and ``ensemble`` are always ``student_steps`` and 1, and :func:`load_train_config`
       takes the other settings from the teacher's checkpoint where the config does not set them,
       the betas so that the student starts at the teacher's first noise level.

@@ -31,11 +31,12 @@ from gsad.diffusion.schedules import training_schedule
 from gsad.enhance.starts import start_estimate
 from gsad.errors import CheckpointError, ConfigError, DataError, InputError, ModelOutputError
 from gsad.files import os_reason, remove_stale_temporaries, write_text_output
-from gsad.losses.objectives import distill_objective, gsad_objective, stage1_objective
+from gsad.losses.objectives import gsad_objective, stage1_objective
 from gsad.network.inference_net import PRECISIONS, InferenceNet
 from gsad.network.unet import UNet
 from gsad.runtime.distributed import Context, cleanup, setup, wrap_model
 from gsad.training.config import TrainConfig
+from gsad.training.distill import distill_objective
 from gsad.training.ema import EMA
 from gsad.training.order import EpochItems, StepSampler, collate, step_seed
 from gsad.training.run_dir import (
