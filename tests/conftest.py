@@ -100,6 +100,21 @@ def full_disk(monkeypatch):
     return start
 
 
+@pytest.fixture(scope="module")
+def tiny_unet_pair():
+    """A tiny U-Net twice, the same weights: one trainable, one frozen in eval mode."""
+    import copy
+
+    import torch
+
+    from gsad.config import preset
+    from gsad.network import UNet
+
+    torch.manual_seed(0)
+    frozen = UNet(preset("tiny")).eval().requires_grad_(False)
+    return copy.deepcopy(frozen).train().requires_grad_(True), frozen
+
+
 @pytest.fixture()
 def dark_image() -> np.ndarray:
     """A 20 x 28 dark RGB uint8 image with some structure."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -17,14 +15,6 @@ SCHEDULE = training_schedule()
 
 
 
-@pytest.fixture(scope="module")
-def nets() -> tuple[UNet, UNet]:
-    torch.manual_seed(0)
-    frozen = UNet(preset("tiny")).eval().requires_grad_(False)
-    net = copy.deepcopy(frozen).train().requires_grad_(True)
-    return net, frozen
-
-
 def _batch(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     high = torch.rand(2, 3, size, size, generator=g) * 2 - 1
@@ -32,8 +22,8 @@ def _batch(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return low, high
 
 
-def test_stage1_objective_finite_with_gradients(nets):
-    net, _ = nets
+def test_stage1_objective_finite_with_gradients(tiny_unet_pair):
+    net, _ = tiny_unet_pair
     low, high = _batch()
     net.zero_grad()
     loss, logs = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(1))
@@ -45,16 +35,16 @@ def test_stage1_objective_finite_with_gradients(nets):
     assert net.out_conv.weight.grad.abs().sum() > 0
 
 
-def test_stage1_objective_is_reproducible(nets):
-    net, _ = nets
+def test_stage1_objective_is_reproducible(tiny_unet_pair):
+    net, _ = tiny_unet_pair
     low, high = _batch()
     a, _ = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(5))
     b, _ = stage1_objective(net, low, high, SCHEDULE, torch.Generator().manual_seed(5))
     assert a.item() == b.item()
 
 
-def test_gsad_objective_gradients_reach_net_not_frozen(nets):
-    net, frozen = nets
+def test_gsad_objective_gradients_reach_net_not_frozen(tiny_unet_pair):
+    net, frozen = tiny_unet_pair
     low, high = _batch()
     net.zero_grad()
     loss, logs = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(2))
@@ -66,8 +56,8 @@ def test_gsad_objective_gradients_reach_net_not_frozen(nets):
     assert all(p.grad is None for p in frozen.parameters())
 
 
-def test_structure_term_has_its_own_gradient(nets):
-    net, frozen = nets
+def test_structure_term_has_its_own_gradient(tiny_unet_pair):
+    net, frozen = tiny_unet_pair
     low, high = _batch(3)
     grads = []
     for weight in (1.0, 0.0):
@@ -80,8 +70,8 @@ def test_structure_term_has_its_own_gradient(nets):
     assert not torch.allclose(grads[0], grads[1])
 
 
-def test_structure_weight_zero_is_pixel_loss_only(nets):
-    net, frozen = nets
+def test_structure_weight_zero_is_pixel_loss_only(tiny_unet_pair):
+    net, frozen = tiny_unet_pair
     low, high = _batch(1)
     with_s, logs_s = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(7))
     without, logs = gsad_objective(
@@ -97,9 +87,9 @@ def test_structure_weight_zero_is_pixel_loss_only(nets):
     assert half.item() == pytest.approx(logs_s["loss_pix"].item() + 0.5 * logs_s["loss_structure"].item(), rel=1e-6)
 
 
-def test_gsad_structure_term_by_hand(nets):
+def test_gsad_structure_term_by_hand(tiny_unet_pair):
     """Recompute L_s from the same draws: levels, noise, eps_hat, posterior, sqrt(a)^4 weights."""
-    net, frozen = nets
+    net, frozen = tiny_unet_pair
     low, high = _batch(2)
     _, logs = gsad_objective(net, frozen, low, high, SCHEDULE, torch.Generator().manual_seed(9))
     g = torch.Generator().manual_seed(9)
@@ -153,7 +143,7 @@ def test_stage1_objective_value_by_hand(distinct_nets):
 
 def test_gsad_objective_value_by_hand(distinct_nets):
     """L_pix = 10 mean|w (eps_hat - eps)| with eps_hat from `net`, P from `frozen` (min-max per
-    sample and channel onto [0.5, 1]); plus the structure term on x_{t-1}. The nets differ, so
+    sample and channel onto [0.5, 1]); plus the structure term on x_{t-1}. The tiny_unet_pair differ, so
     taking P from `net`, or dropping w, changes the value."""
     net, frozen = distinct_nets
     low, high = _batch(5)
@@ -179,8 +169,8 @@ def test_gsad_objective_value_by_hand(distinct_nets):
         assert abs(wrong.item() - pix.item()) > 1e-3 * pix.item()
 
 
-def test_objectives_reject_networks_without_head(nets):
-    net, frozen = nets
+def test_objectives_reject_networks_without_head(tiny_unet_pair):
+    net, frozen = tiny_unet_pair
     headless = UNet(preset("tiny").__class__(**{**preset("tiny").__dict__, "uncertainty_head": False}))
     low, high = _batch()
     with pytest.raises(ValueError, match="uncertainty head"):
@@ -238,10 +228,10 @@ def _loss_and_gradients(objective, args, weighting: str, **kwargs):
     ("gsad", {}),
     ("gsad", {"structure_weight": 0.0}),  # the pixel term alone: the one the weighting acts on
 ], ids=["uncertainty", "gsad", "gsad-pixel-term"])
-def test_truncated_snr_weighting_raises_the_loss_and_changes_gradients(nets, stage, kwargs):
+def test_truncated_snr_weighting_raises_the_loss_and_changes_gradients(tiny_unet_pair, stage, kwargs):
     from gsad.losses import loss_weight
 
-    net, frozen = nets
+    net, frozen = tiny_unet_pair
     objective, args = (stage1_objective, (net,)) if stage == "uncertainty" else (gsad_objective, (net, frozen))
     plain, plain_grad, plain_eps_grad, level = _loss_and_gradients(objective, args, "eps", **kwargs)
     weighted, weighted_grad, weighted_eps_grad, level_w = _loss_and_gradients(objective, args, "truncated-snr",
@@ -281,7 +271,7 @@ def test_warm_noised_input_has_exact_effective_noise():
     assert torch.equal(plain[0], q_sample(x0, level, eps)) and torch.equal(plain[1], eps)
 
 
-def test_warm_start_only_at_start_levels_and_off_keeps_the_random_stream(nets):
+def test_warm_start_only_at_start_levels_and_off_keeps_the_random_stream(tiny_unet_pair):
     from gsad.losses import WARM_MAX_ALPHA_BAR
     from gsad.losses.objectives import _draw
 
@@ -295,7 +285,7 @@ def test_warm_start_only_at_start_levels_and_off_keeps_the_random_stream(nets):
     moved = (target - eps0).abs().flatten(1).amax(1) > 1e-3
     assert torch.equal(moved, level**2 <= WARM_MAX_ALPHA_BAR)  # every start level, and only those
     assert 0 < moved.sum() < 64
-    net, frozen = nets
+    net, frozen = tiny_unet_pair
     low, high = _batch()
     for objective, args in ((stage1_objective, (net,)), (gsad_objective, (net, frozen))):
         plain, _ = objective(*args, low, high, SCHEDULE, torch.Generator().manual_seed(7))

@@ -8,25 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from gsad.config import SamplerConfig, preset
-from gsad.network import UNet
+from gsad.config import SamplerConfig
 from gsad.network.inference_net import InferenceNet
 from gsad.training.distill import distill_objective
 
 
-@pytest.fixture(scope="module")
-def nets() -> tuple[UNet, UNet]:
-    torch.manual_seed(0)
-    frozen = UNet(preset("tiny")).eval().requires_grad_(False)
-    net = copy.deepcopy(frozen).train().requires_grad_(True)
-    return net, frozen
-
-
-def _batch(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    high = torch.rand(2, 3, size, size, generator=g) * 2 - 1
-    low = (high + 1) * 0.1 - 1
-    return low, high
+def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 32 x 32 random ground truths in [-1, 1] and their inputs at a tenth of the light."""
+    high = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return 0.1 * high - 0.9, high
 
 
 #: A teacher's sampler: stochastic (reference), warm start, 2 steps.
@@ -40,11 +30,11 @@ def _distill(student, teacher, teacher_settings=TEACHER, steps=2, seed=5, **kwar
                              torch.Generator().manual_seed(seed), stride=teacher.config.stride, **kwargs)
 
 
-def test_distill_loss_vanishes_only_for_the_teachers_own_trajectory(nets):
+def test_distill_loss_vanishes_only_for_the_teachers_own_trajectory(tiny_unet_pair):
     """A copy of the teacher with the teacher's steps, noise and one trajectory gives the teacher's output
     (equal up to float rounding: the teacher's noise terms are precomputed for the schedule); fewer
     steps, or an ensemble of trajectories as the target, do not."""
-    net, teacher = nets
+    net, teacher = tiny_unet_pair
     loss, logs = _distill(net, teacher)
     assert logs["loss_distill"] < 1e-5 and logs["loss"] == logs["loss_distill"]
     assert logs["loss_gt"] > 0.1  # logged at weight 0, not added
@@ -54,8 +44,8 @@ def test_distill_loss_vanishes_only_for_the_teachers_own_trajectory(nets):
     assert _distill(net, teacher, seed=5)[1]["loss"] == logs["loss"]  # the step's generator decides the noise
 
 
-def test_distill_gradients_reach_the_student_not_the_teacher(nets):
-    net, _ = nets
+def test_distill_gradients_reach_the_student_not_the_teacher(tiny_unet_pair):
+    net, _ = tiny_unet_pair
     teacher = copy.deepcopy(net).eval()  # requires grad: only the objective keeps the teacher out of autograd
     student = copy.deepcopy(net)
     torch.manual_seed(1)
