@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Third default model, in training (not the default yet): a wider U-Net (base 48 channels, about
-# 2.25x the compute of the shipped small preset) on the broad degradation pipeline, stage 1 first.
+# 2.25x the compute of the shipped small preset) on the broad degradation pipeline: stage 1
+# (uncertainty, 4000 steps), then stage 2 (gsad, 8000 steps).
 # Usage: bash benchmarks/default_model/train_v3.sh WORK_DIR   (one CPU thread by default)
 #
 # Resumable: a run in WORK_DIR is continued with --resume (same data order, optimizer and EMA).
-# On a new machine, where WORK_DIR has no run, stage 1 starts from the newest weights saved in the
-# repository (benchmarks/default_model/v3-progress/v3-s1.safetensors: EMA weights only, no
-# optimizer state; Adam restarts from them with a new seed, 33 for the step-2000 snapshot) when they
-# exist, else from scratch.
+# On a new machine, where WORK_DIR has no run, it starts from the newest weights saved in the
+# repository (benchmarks/default_model/v3-progress/: EMA weights only, no optimizer state):
+# stage 2 from v3-s1-done.safetensors (stage 1 complete) when it exists, else stage 1 continued
+# from v3-s1.safetensors (part way; Adam restarts from them with a new seed, 33 for the step-2000
+# snapshot), else from scratch.
 set -euo pipefail
 work=${1:?usage: train_v3.sh WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,13 +24,31 @@ data=(--data photos/train_full --synthetic --ranges broad --min-scale 0.1 --cach
       --val-data valbroad --val-every 1000 --val-count 6
       --sampler reference --sampler-steps 3 --sampler-beta-start 2e-3 --sampler-beta-end 0.7 --sampler-seed 0
       --sampler-start soft-exposure)
-snapshot="$here/v3-progress/v3-s1.safetensors"
-if compgen -G "runs/v3-s1/checkpoints/step_*.state.pt" > /dev/null; then
-    gsad train --resume --out runs/v3-s1 --max-steps "$steps"
-elif [ -f "$snapshot" ]; then
-    gsad train --stage uncertainty --init "$snapshot" "${data[@]}" \
-        --crop 64 --lr 2e-4 --seed 33 --max-steps "$steps" --out runs/v3-s1
+snapshot="$here/v3-progress/v3-s1.safetensors"      # stage 1 part way (EMA weights)
+finished="$here/v3-progress/v3-s1-done.safetensors"  # stage 1 complete (EMA weights)
+last=runs/v3-s1/checkpoints/step_$(printf %07d "$steps").safetensors
+if [ -f "$last" ]; then
+    s1=$last                      # this machine's stage 1 is complete
+elif [ -f "$finished" ] && [ ! -d runs/v3-s1 ]; then
+    s1=$finished                  # a new machine: stage 2 starts from the committed stage-1 model
 else
-    gsad train --config "$here/v3_network.yaml" --stage uncertainty "${data[@]}" \
-        --crop 64 --lr 2e-4 --seed 31 --max-steps "$steps" --out runs/v3-s1
+    if compgen -G "runs/v3-s1/checkpoints/step_*.state.pt" > /dev/null; then
+        gsad train --resume --out runs/v3-s1 --max-steps "$steps"
+    elif [ -f "$snapshot" ]; then
+        gsad train --stage uncertainty --init "$snapshot" "${data[@]}" \
+            --crop 64 --lr 2e-4 --seed 33 --max-steps "$steps" --out runs/v3-s1
+    else
+        gsad train --config "$here/v3_network.yaml" --stage uncertainty "${data[@]}" \
+            --crop 64 --lr 2e-4 --seed 31 --max-steps "$steps" --out runs/v3-s1
+    fi
+    s1=$last
+fi
+
+# Stage 2 (the paper's GSAD stage: uncertainty-guided pixel loss and the rank-informed structure
+# loss), warm-start training as for the second model.
+if compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
+    gsad train --resume --out runs/v3-s2 --max-steps "${V3_S2_STEPS:-8000}"
+else
+    gsad train --stage gsad --init "$s1" "${data[@]}" --warm-start 0.5 \
+        --crop 64 --lr 1e-4 --seed 34 --max-steps "${V3_S2_STEPS:-8000}" --out runs/v3-s2
 fi
