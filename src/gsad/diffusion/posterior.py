@@ -29,15 +29,11 @@ def posterior_step(
 ) -> torch.Tensor:
     """x_{t-1} = coef1 x0_hat + coef2 x_t (+ std z where ``noise`` z is given).
 
-    Coefficients are scalars or ``N x 1 x 1 x 1``; the result is a new tensor (only it is
-    updated in place, so autograd works through it). The arithmetic, operation for operation,
+    Coefficients are scalars or ``N x 1 x 1 x 1``; the result is a new tensor (:func:`posterior_step_`
+    on a copy of ``x0_hat``, so autograd works through it). The arithmetic, operation for operation,
     is the reference code's: the fp32 path stays bit-compatible with it.
     """
-    x_prev = coef1 * x0_hat
-    x_prev += coef2 * x_t
-    if noise is not None:
-        x_prev += std * noise
-    return x_prev
+    return posterior_step_(x0_hat.clone(), x_t, coef1, coef2, std, noise)
 
 
 def posterior_step_(
@@ -48,15 +44,15 @@ def posterior_step_(
     std: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`posterior_step` in ``x0_hat``'s storage (overwritten and returned): the same values,
-    element for element, with the x_t and noise terms added a band of rows at a time
-    (:func:`~gsad.imaging.geometry.row_bands`), so no whole-image temporary is made. For a step's own
-    temporary x0_hat; autograd follows the in-place updates (gradients flow to x0_hat and x_t)."""
+    """:func:`posterior_step` in ``x0_hat``'s storage (overwritten and returned): coef1 x0_hat, then
+    the x_t term, then the noise term added a band of rows at a time
+    (:func:`~gsad.imaging.geometry.row_bands`; elementwise, so the values of the whole-image sums),
+    so no whole-image temporary is made. For a step's own temporary x0_hat; autograd follows the
+    in-place updates (gradients flow to x0_hat and x_t)."""
     x_prev = x0_hat.mul_(coef1)
     for rows in row_bands(*x_prev.shape[-2:]):
         x_prev[..., rows, :] += coef2 * x_t[..., rows, :]
-    if noise is not None:
-        for rows in row_bands(*x_prev.shape[-2:]):
+        if noise is not None:
             x_prev[..., rows, :] += std * noise[..., rows, :]
     return x_prev
 
