@@ -38,6 +38,7 @@ from torch import nn
 
 from gsad.errors import CheckpointError
 from gsad.imaging.exposure import GRAY_WEIGHTS, LUMINANCE, SOFT_EXPOSURE_BRIGHT
+from gsad.imaging.geometry import row_bands
 
 #: Side of the square thumbnail the network sees (area average of the whole image).
 THUMBNAIL = 64
@@ -55,7 +56,6 @@ WEIGHTS = "exposure.safetensors"
 MAX_WEIGHTS_BYTES = 1 << 20
 
 _LOG2_FLOOR = -12.0  # log2 of the smallest linear value the features resolve (about 1/16 of a level)
-_ROWS = 256  # rows per band when a correction is applied to a whole image
 
 
 def srgb_decode(x: torch.Tensor) -> torch.Tensor:
@@ -214,13 +214,13 @@ def _load(path: Path) -> ExposureNet:
 def learned_exposure(low: torch.Tensor, net: ExposureNet | None = None) -> torch.Tensor:
     """The learned global correction of each image of ``low`` (``N x 3 x H x W`` in [-1, 1], any
     device) -> the same shape, range and device, float32. ``net``: default, the shipped one.
-    Applied by bands of rows, so its temporaries are those of one band."""
+    Applied by bands of rows (:func:`~gsad.imaging.geometry.row_bands`), so its temporaries are
+    those of one band."""
     net = load_exposure_net() if net is None else net
     x = low.float()
     correction = net(thumbnail(x).cpu())
     correction = Correction(*(t.to(x.device) for t in (correction.log2_gains, correction.knots, correction.blend)))
     out = torch.empty_like(x)
-    for top in range(0, x.shape[2], _ROWS):
-        band = (x[:, :, top:top + _ROWS] + 1) / 2
-        out[:, :, top:top + _ROWS] = correction.apply(band) * 2 - 1
+    for rows in row_bands(*x.shape[-2:]):
+        out[..., rows, :] = correction.apply((x[..., rows, :] + 1) / 2) * 2 - 1
     return out
