@@ -107,3 +107,16 @@ def test_out_of_range_strength_is_refused(bad):
 
     with pytest.raises(ConfigError, match="detail"):
         SamplerConfig(detail=bad)
+
+
+def test_bands_of_rows_give_the_whole_image_result(photo, monkeypatch):
+    """Run a band of rows at a time (with the blurs' context rows), the step gives the one-band result."""
+    import gsad.enhance.detail as detail
+    from gsad.imaging.geometry import row_bands
+
+    low = photo[:96, :128] // 4
+    out, dark = to_model(_smoothed(photo[:96, :128])), to_model(low)
+    whole = restore_detail(out, dark)
+    monkeypatch.setattr(detail, "row_bands", lambda h, w: row_bands(h, w, pixels=10 * w))  # bands of 10 rows
+    banded = restore_detail(out, dark)
+    assert torch.allclose(banded, whole, rtol=0, atol=1e-5)

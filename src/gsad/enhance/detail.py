@@ -67,12 +67,25 @@ _SAMPLES = 200_000
 _QUANTISATION = (1.0 / 255.0) ** 2 / 12.0
 
 
+def _radius(sigma: float) -> int:
+    """Half-width of :func:`_blur`'s kernel: 3 sigma, at least 1."""
+    return max(1, math.ceil(3.0 * sigma))
+
+
+def _with_context(rows: slice, height: int, sigma: float) -> tuple[slice, tuple[bool, bool]]:
+    """The rows a band ``rows`` of :func:`_blur` needs (the band and the blur's radius of context rows,
+    where the image has them) and its ``edges`` argument (whether each end is the image's)."""
+    radius = _radius(sigma)
+    top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
+    return slice(top, bottom), (top == rows.start, bottom == rows.stop)
+
+
 def _blur(x: torch.Tensor, sigma: float, edges: tuple[bool, bool] = (True, True)) -> torch.Tensor:
     """Separable Gaussian blur of ``N x C x H x W`` with edge-replicating borders.
 
     ``edges``: whether the first and last rows of ``x`` are the image's (replicated) or context rows
     of a band (the blur's radius of them, not returned): a band of the whole image's blur."""
-    radius = max(1, math.ceil(3.0 * sigma))
+    radius = _radius(sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = kernel / kernel.sum()
@@ -90,12 +103,11 @@ def _banded_blur(plane: torch.Tensor, sigma: float, square: bool = False) -> tor
     from the band and the blur's radius of context rows: the same values, with temporaries of one
     band (PyTorch's convolution of one channel would hold several copies of the whole image)."""
     height, width = plane.shape[-2:]
-    radius = max(1, math.ceil(3.0 * sigma))
     out = torch.empty_like(plane)
     for rows in row_bands(height, width):
-        top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
-        part = plane[..., top:bottom, :]
-        out[..., rows, :] = _blur(part * part if square else part, sigma, (top == rows.start, bottom == rows.stop))
+        context, edges = _with_context(rows, height, sigma)
+        part = plane[..., context, :]
+        out[..., rows, :] = _blur(part * part if square else part, sigma, edges)
     return out
 
 
@@ -150,13 +162,11 @@ def restore_detail(output: torch.Tensor, low: torch.Tensor, strength: float = 1.
     energy = _banded_blur(band, LOCAL_SIGMA, square=True)
     tables = [_noise_table(energy[k:k + 1], base_l[k:k + 1]) for k in range(len(output))]
     result = torch.empty_like(output)
-    radius = max(1, math.ceil(3.0 * DETAIL_SIGMA))
     for rows in row_bands(height, width):
-        # the band's rows of x with the blur's context rows, where the image has them
-        top, bottom = max(0, rows.start - radius), min(height, rows.stop + radius)
-        x = (output[..., top:bottom, :].float() + 1.0) / 2.0
-        base_x = _blur(x, DETAIL_SIGMA, (top == rows.start, bottom == rows.stop))
-        x = x[..., rows.start - top : rows.stop - top, :]
+        context, edges = _with_context(rows, height, DETAIL_SIGMA)  # the band's rows of x and the blur's context
+        x = (output[..., context, :].float() + 1.0) / 2.0
+        base_x = _blur(x, DETAIL_SIGMA, edges)
+        x = x[..., rows.start - context.start : rows.stop - context.start, :]
         base_lb, band_b, energy_b = base_l[..., rows, :], band[..., rows, :], energy[..., rows, :]
         noise = torch.cat([_noise_map(tables[k], base_lb[k:k + 1]) for k in range(len(x))])
         weight = (1.0 - KAPPA * noise / energy_b.clamp_min(1e-12)).clamp(0.0, 1.0)
