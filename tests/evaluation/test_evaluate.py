@@ -9,7 +9,7 @@ from PIL import Image
 from gsad.data.layouts import find_pairs
 from gsad.errors import DataError, InputError
 from gsad.evaluation.evaluate import evaluate, format_table, write_report_csv, write_report_json
-from gsad.evaluation.metrics import score_pair
+from gsad.evaluation.metrics import detail_ratio, score_pair
 
 
 def _dataset(tmp_path, names=("a", "b")):
@@ -45,6 +45,24 @@ def test_evaluate_with_predict_callable(tmp_path):
     for key in ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean"):
         assert summary[key] == pytest.approx(np.mean([img[key] for img in report["images"]]))
     assert "lpips" not in summary
+
+
+def test_detail_ratio_per_image_and_its_median(tmp_path):
+    pairs = _dataset(tmp_path, names=("a", "b", "c"))
+    gains = {"a": 1.0, "b": 0.5, "c": 0.25}  # a uniform gain g scales the Laplacian variance by g**2
+
+    def predict(name, high):
+        return np.clip(high.astype(float) * gains[name], 0, 255).round().astype(np.uint8)
+
+    # predictions from the references themselves, so the ratios are known: 1 for "a"
+    report = evaluate(pairs, predict=lambda name, low: predict(name, _read(pairs[ord(name) - 97].high)), progress=False)
+    ratios = [img["detail"] for img in report["images"]]
+    assert ratios[0] == pytest.approx(1.0)
+    assert ratios == [pytest.approx(detail_ratio(predict(p.name, _read(p.high)), _read(p.high))) for p in pairs]
+    assert ratios[1] == pytest.approx(0.25, rel=0.05) and ratios[2] == pytest.approx(0.0625, rel=0.1)
+    assert report["summary"]["detail"] == pytest.approx(ratios[1])  # the median, not the mean
+    assert report["summary"]["detail"] < np.mean(ratios)
+    assert f"detail ratio {ratios[1]:.4f} (median;" in format_table(report)
 
 
 def test_evaluate_predictions_dir_and_identity(tmp_path):
@@ -103,7 +121,7 @@ def test_table_and_reports(tmp_path):
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["name"] for r in rows] == ["a", "b"]
     assert float(rows[0]["ssim_gtmean"]) == pytest.approx(report_b["images"][0]["ssim_gtmean"])
-    assert list(rows[0]) == ["name", "psnr", "ssim", "psnr_gtmean", "ssim_gtmean"]
+    assert list(rows[0]) == ["name", "psnr", "ssim", "psnr_gtmean", "ssim_gtmean", "detail"]
     assert not list((tmp_path / "out").glob(".*tmp"))
     # reports replace a file only when told to (the library default is the CLI's: no)
     before = csv_path.read_bytes()

@@ -3,14 +3,17 @@
 The report is a plain dict::
 
     {"summary": {"count": N, "psnr": .., "ssim": .., "psnr_gtmean": .., "ssim_gtmean": ..,
-                 ["lpips": .., "lpips_gtmean": ..]},
+                 ["lpips": .., "lpips_gtmean": ..], "detail": ..},
      "images": [{"name": .., "psnr": .., ...}, ...],
      "protocols": {...one-line definitions...}}
 
 Summary values are plain means over the images. ``*_gtmean`` keys are the GT-mean
 protocol (the output's mean grey level matched to the reference's, see
 :func:`gsad.evaluation.metrics.gt_mean_adjust`), the only one the paper reports; the others score
-the output as it is.
+the output as it is. ``detail`` is the detail ratio
+(:func:`gsad.evaluation.metrics.detail_ratio`: the output's fine-detail energy over the
+reference's; 1 as much, < 1 smoothed, > 1 grain), of the output as it is; its summary is the
+median over the images, since one flat reference can make an image's ratio very large.
 
 A model is run on the pairs by a *pipeline* (:func:`model_predictor`):
 
@@ -44,7 +47,7 @@ from gsad.config import MAX_PIXELS, PIPELINES, SamplerConfig
 from gsad.data.layouts import Pair
 from gsad.errors import ConfigError, DataError, InputError
 from gsad.evaluation.lpips import LPIPS
-from gsad.evaluation.metrics import SSIM_MIN_SIDE, score_pair
+from gsad.evaluation.metrics import SSIM_MIN_SIDE, detail_ratio, score_pair
 from gsad.files import OutputPlan, check_folder, write_output
 from gsad.imaging.io import image_size, list_images, read_image, write_image
 from gsad.imaging.tensors import from_model, to_model
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from gsad.enhance.enhancer import Enhancer
 
 #: Metric keys in report order (LPIPS keys only when it was scored).
-METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean", "lpips_gtmean")
+METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean", "lpips_gtmean", "detail")
 
 PROTOCOLS = {
     "plain": "the output as it is, against the reference",
@@ -253,11 +256,12 @@ def evaluate(
             raise DataError(f"{source} is {_size(out)} but the reference {pair.high} is {_size(gt)}")
         if pair.name in destinations:
             write_image(destinations[pair.name], out, overwrite=overwrite)
-        images.append({"name": pair.name, **score_pair(out, gt, lpips)})
+        images.append({"name": pair.name, **score_pair(out, gt, lpips), "detail": detail_ratio(out, gt)})
 
     keys = [k for k in METRICS if k in images[0]]
     summary: dict = {"count": len(images)}
-    summary.update({k: float(np.mean([img[k] for img in images])) for k in keys})
+    summary.update({k: float(np.mean([img[k] for img in images])) for k in keys if k != "detail"})
+    summary["detail"] = float(np.median([img["detail"] for img in images]))
     return {"summary": summary, "images": images, "protocols": dict(PROTOCOLS)}
 
 
@@ -275,6 +279,8 @@ def format_table(report: dict, per_image: bool = False) -> str:
         protocol     PSNR    SSIM   LPIPS
         plain       17.21  0.6010  0.2512
         GT-mean     24.03  0.8125  0.1420
+        detail ratio 0.62 (median; fine detail of the output over the reference's: 1 as much,
+        < 1 smoothed, > 1 grain)
         15 images; GT-mean: output brightness matched to the reference (paper protocol)
     """
     summary = report["summary"]
@@ -291,6 +297,11 @@ def format_table(report: dict, per_image: bool = False) -> str:
     lines.append(header)
     lines.append(f"{'plain':<12}" + "".join(f"{_fmt(summary[m], m):>9}" for m in cols))
     lines.append(f"{'GT-mean':<12}" + "".join(f"{_fmt(summary[m + '_gtmean'], m):>9}" for m in cols))
+    if "detail" in summary:
+        lines.append(
+            f"detail ratio {_fmt(summary['detail'], 'detail')} (median; fine detail of the output over the "
+            "reference's: 1 as much, < 1 smoothed, > 1 grain)"
+        )
     lines.append(
         f"{summary['count']} images; GT-mean: output brightness matched to the reference (the paper's protocol)"
     )
