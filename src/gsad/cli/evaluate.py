@@ -21,6 +21,8 @@ pipelines (--checkpoint):
              its own noise seeded with --seed, padded only to the network's stride.
 Scores use the reference's arithmetic: GT-mean grey = 0.299 R + 0.587 G + 0.114 B (float32
 means), clip, truncate to 8 bits; PSNR on 8-bit images; SSIM scikit-image 7x7 per channel.
+Detail ratio (not a paper score): variance of the output's grey Laplacian over the reference's,
+1 as much fine texture, < 1 smoothed, > 1 grain; the table shows its median over the images.
 e.g. the paper's LOL-v2-real settings with its released weights:
   gsad evaluate --data LOLv2 --layout lol-v2-real --checkpoint lolv2_real_gen.pth \\
       --sampler reference --steps 10 --beta-start 9e-4 --beta-end 0.85 --seed 4357 \\
