@@ -28,3 +28,14 @@ def test_convert_writes_what_safetensors_writes(tiny_checkpoint, tmp_path):
     assert main(["convert", str(tiny_checkpoint), str(out)]) == 0
     a, b = load_checkpoint(tiny_checkpoint)[0].state_dict(), load_checkpoint(out)[0].state_dict()
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def test_default_names_the_bundled_model(tmp_path):
+    from gsad.checkpoints import default_checkpoint
+
+    out = tmp_path / "bundled.safetensors"
+    assert main(["convert", "default", str(out)]) == 0
+    a, b = load_checkpoint(default_checkpoint()), load_checkpoint(out)
+    assert a[1] == b[1]  # the stored sampler settings travel too
+    a, b = a[0].state_dict(), b[0].state_dict()
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)

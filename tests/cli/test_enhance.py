@@ -51,6 +51,14 @@ def test_existing_output_needs_overwrite(tiny_checkpoint, dark_image, tmp_path, 
     assert read_image(out).shape == dark_image.shape
 
 
+def test_checkpoint_default_is_the_bundled_model(dark_image, tmp_path):
+    inp = _write(tmp_path / "in.png", dark_image)
+    quick = ["--steps", "1", "--ensemble", "1", "--precision", "fp32"]
+    assert main(["enhance", str(inp), "-o", str(tmp_path / "a.png"), *quick]) == 0
+    assert main(["enhance", str(inp), "-o", str(tmp_path / "b.png"), "--checkpoint", "default", *quick]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -130,3 +130,13 @@ def test_an_error_line_is_one_write(monkeypatch):
     monkeypatch.setattr("sys.stderr", Recorder())
     print_error("x.png: unreadable")
     assert writes == ["gsad: error: x.png: unreadable\n"]
+
+
+def test_model_names_the_bundled_model_default_and_keeps_paths(tmp_path):
+    from gsad.checkpoints import default_checkpoint
+    from gsad.cli.options import model
+
+    assert model(None) is None
+    assert model("default") == str(default_checkpoint())
+    assert model(str(tmp_path / "mine.safetensors")) == str(tmp_path / "mine.safetensors")
+    assert model("default.safetensors") == "default.safetensors"  # only the bare name is the bundled model

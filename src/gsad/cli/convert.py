@@ -11,7 +11,7 @@ from gsad.errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="IN", help="reference .pth state dict (or any checkpoint gsad loads)")
+    p.add_argument("source", metavar="IN", help="reference .pth state dict (or any checkpoint gsad loads; 'default': the bundled model)")
     p.add_argument("target", metavar="OUT", help="gsad .safetensors file to write")
     options.add_sampler_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gsad.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
     from gsad.files import OutputPlan
+    args.source = options.model(args.source)
     target = Path(args.target)
     if target.suffix != ".safetensors":
         raise InputError(f"{target}: the output must be a .safetensors file")

@@ -12,7 +12,8 @@ MAX_VIDEO_FRAMES = 300
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="C",
-                   help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
+                   help="gsad .safetensors file, training run folder, reference .pth, or 'default' for the "
+                        "bundled model (the default)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=options.port, default=7860, help="port to serve on, 1-65535 (default 7860)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
@@ -29,5 +30,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gsad.demo import serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, device=args.device, max_frames=args.max_video_frames)
+    serve(options.model(args.checkpoint), host=args.host, port=args.port, device=args.device, max_frames=args.max_video_frames)
     return 0

@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "folder, or a path ending in '/'); folders are created and keep input names, with the "
                         "--format suffix; for a video, an .mp4, .mov or .mkv file")
     p.add_argument("--checkpoint", metavar="PATH",
-                   help="gsad .safetensors file, training run folder, or reference .pth (default: bundled model)")
+                   help="gsad .safetensors file, training run folder, reference .pth, or 'default' for the "
+                        "bundled model (the default)")
     options.add_sampler_options(p)
     p.add_argument("--tile", type=options.tile_size, metavar="SIZE",
                    help="enhance in overlapping tiles of SIZE px; 0 never tiles; default: tiles of 512 for images "
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from gsad.files import remove_stale_temporaries_of
     from gsad.runtime.distributed import on_main, process_group
 
+    args.checkpoint = options.model(args.checkpoint)
     failures = 0
 
     def report(message: str) -> None:

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=SPLITS,
                    help="LOL split to score (default test; ignored by the low/ + high/ layout)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="C", help="enhance the low images with this model, then score")
+    src.add_argument("--checkpoint", metavar="C", help="enhance the low images with this model (a gsad .safetensors file, training run folder, "
+                          "reference .pth, or 'default' for the bundled model), then score")
     src.add_argument("--predictions", metavar="DIR",
                      help="score another method's outputs in DIR, matched to the pairs by file stem")
     options.add_sampler_options(p)
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from gsad.files import OutputPlan
 
     require_skimage()
+    args.checkpoint = options.model(args.checkpoint)
     if args.outputs and not args.checkpoint:
         raise InputError("--outputs: only with --checkpoint (--predictions are already files)")
     layout = detect_layout(args.data) if args.layout == "auto" else args.layout

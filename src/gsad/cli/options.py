@@ -89,6 +89,16 @@ exposure = checked(float, check_exposure, "a number")
 megapixels = real(0.0, 1e6, open_low=True)
 
 
+def model(value: str | None) -> str | None:
+    """A ``--checkpoint`` value: ``default`` names the bundled model (its file in the installed package,
+    :func:`gsad.checkpoints.model_path`), anything else the path it says; None stays None."""
+    if value is None:
+        return None
+    from gsad.checkpoints import model_path
+
+    return str(model_path(value))
+
+
 def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
     """``--max-megapixels``: the size limit of image files read (gsad.config.MAX_PIXELS)."""
     parser.add_argument("--max-megapixels", type=megapixels, default=MAX_PIXELS / 1e6, metavar="MP",

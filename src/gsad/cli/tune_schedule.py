@@ -46,7 +46,8 @@ def _choice_list(choices: Sequence[str]) -> Callable[[str], tuple]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="C",
-                   help="gsad .safetensors file or run folder to tune (written in place unless --output)")
+                   help="gsad .safetensors file or run folder to tune (written in place unless --output), or "
+                        "'default' for the bundled model (only with --output or --dry-run)")
     p.add_argument("--data", required=True, metavar="DIR", help="validation pairs (LOL layouts or low/ + high/)")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS), help="dataset layout")
     p.add_argument("--split", default="test", choices=SPLITS, help="LOL split to use (default test)")
@@ -81,14 +82,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsad.checkpoints import resolve_checkpoint, update_sampler_defaults
+    from gsad.checkpoints import DEFAULT_MODEL_NAME, resolve_checkpoint, update_sampler_defaults
     from gsad.data.layouts import find_pairs
     from gsad.enhance.enhancer import Enhancer
     from gsad.evaluation.evaluate import check_scoreable
     from gsad.evaluation.metrics import require_skimage
     from gsad.evaluation.tuning import SearchSpace, check_crop, format_trials, tune_schedule
 
-    source = resolve_checkpoint(args.checkpoint)
+    if args.checkpoint == DEFAULT_MODEL_NAME and not (args.output or args.dry_run):
+        raise InputError("--checkpoint default: the bundled model is never changed; "
+                         "write the tuned model elsewhere with --output OUT.safetensors")
+    source = resolve_checkpoint(options.model(args.checkpoint))
     target = Path(args.output) if args.output else source
     if not args.dry_run and target.suffix != ".safetensors":
         raise InputError(
