@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default 3)")
     p.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the runs (default: unset)")
     p.add_argument("--checkpoint", action="append", metavar="LABEL=C", default=[],
-                   help="a model to time, as gsad enhance --checkpoint takes it, or default for the bundled one "
-                        "(repeatable; default: the bundled one alone)")
+                   help="a model to time, as gsad enhance --checkpoint takes it ('default': the bundled one; "
+                        "repeatable; default: the bundled one alone)")
     p.add_argument("extra", nargs="*", help="options passed to gsad enhance (after --)")
     args = p.parse_args(argv)
     models = [spec.partition("=")[::2] if "=" in spec else (spec, spec) for spec in args.checkpoint]
     variants = [(f"{label}/{engine}" if models else engine, engine,
-                 [*args.extra, *(["--checkpoint", ckpt] if ckpt not in ("", "default") else [])])
+                 [*args.extra, *(["--checkpoint", ckpt] if models else [])])
                 for label, ckpt in (models or [("", "")]) for engine in args.variants]
 
     from gsad.runtime.cpu import cpu_flags, cpu_model
