@@ -5,7 +5,9 @@
 # whether a 1-step student keeps the teacher's quality before the third model's teacher is ready.
 # Usage: bash benchmarks/default_model/distill_pilot.sh WORK_DIR   (one CPU thread by default;
 # WORK_DIR as for train_v3.sh: photos/train_full and valbroad, made by prepare_photos.sh)
-# Resumable: a run in WORK_DIR/runs/distill-pilot is continued with --resume.
+# DISTILL_K=2 trains a two-step student instead (lr DISTILL_LR, default 3e-5 for one step and 1e-4
+# for two; run folder runs/distill-pilot for one step, runs/distill-k2 for two).
+# Resumable: a run in its run folder is continued with --resume.
 set -euo pipefail
 work=${1:?usage: distill_pilot.sh WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,12 +17,14 @@ fi
 cd "$work"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 steps=${DISTILL_STEPS:-4000}
-if compgen -G "runs/distill-pilot/checkpoints/step_*.state.pt" > /dev/null; then
-    gsad train --resume --out runs/distill-pilot --max-steps "$steps"
+k=${DISTILL_K:-1}
+if [ "$k" = 1 ]; then out=runs/distill-pilot; lr=${DISTILL_LR:-3e-5}; else out=runs/distill-k$k; lr=${DISTILL_LR:-1e-4}; fi
+if compgen -G "$out/checkpoints/step_*.state.pt" > /dev/null; then
+    gsad train --resume --out "$out" --max-steps "$steps"
 else
-    gsad train --stage distill --teacher default --student-steps 1 \
+    gsad train --stage distill --teacher default --student-steps "$k" \
         --data photos/train_full --synthetic --ranges broad --min-scale 0.1 --cache --batch-size 4 \
-        --crop 64 --lr 3e-5 --ema-decay 0.999 --seed 41 --max-steps "$steps" \
+        --crop 64 --lr "$lr" --ema-decay 0.999 --seed 41 --max-steps "$steps" \
         --checkpoint-every 250 --log-every 50 --val-data valbroad --val-every 1000 --val-count 6 \
-        --out runs/distill-pilot
+        --out "$out"
 fi
