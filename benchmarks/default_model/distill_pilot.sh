@@ -6,7 +6,8 @@
 # Usage: bash benchmarks/default_model/distill_pilot.sh WORK_DIR   (one CPU thread by default;
 # WORK_DIR as for train_v3.sh: photos/train_full and valbroad, made by prepare_photos.sh)
 # DISTILL_K=2 trains a two-step student instead (lr DISTILL_LR, default 3e-5 for one step and 1e-4
-# for two; run folder runs/distill-pilot for one step, runs/distill-k2 for two).
+# for two; run folder runs/distill-pilot for one step, runs/distill-k2 for two); DISTILL_EMA sets
+# the EMA decay (default 0.999; 0.99 suits a run of a few hundred steps).
 # Resumable: a run in its run folder is continued with --resume.
 set -euo pipefail
 work=${1:?usage: distill_pilot.sh WORK_DIR}
@@ -24,7 +25,7 @@ if compgen -G "$out/checkpoints/step_*.state.pt" > /dev/null; then
 else
     gsad train --stage distill --teacher default --student-steps "$k" \
         --data photos/train_full --synthetic --ranges broad --min-scale 0.1 --cache --batch-size 4 \
-        --crop 64 --lr "$lr" --ema-decay 0.999 --seed 41 --max-steps "$steps" \
+        --crop 64 --lr "$lr" --ema-decay "${DISTILL_EMA:-0.999}" --seed 41 --max-steps "$steps" \
         --checkpoint-every 250 --log-every 50 --val-data valbroad --val-every 1000 --val-count 6 \
         --out "$out"
 fi
