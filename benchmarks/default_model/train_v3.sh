@@ -9,9 +9,11 @@
 # Resumable: a run in WORK_DIR is continued with --resume (same data order, optimizer and EMA).
 # On a new machine, where WORK_DIR has no run, it starts from the newest weights saved in the
 # repository (benchmarks/default_model/v3-progress/: EMA weights only, no optimizer state):
-# stage 2 from v3-s1-done.safetensors (stage 1 complete) when it exists, else stage 1 continued
-# from v3-s1.safetensors (part way; Adam restarts from them with a new seed, 33 for the step-2000
-# snapshot), else from scratch.
+# stage 2 continued from v3-s2.safetensors (stage 2 part way: the EMA weights after the number of
+# stage-2 steps written in v3-s2.steps; Adam restarts from them with seed 34 + that number, and the
+# run does the steps that remain), else stage 2 from v3-s1-done.safetensors (stage 1 complete),
+# else stage 1 continued from v3-s1.safetensors (part way; Adam restarts from them with a new seed,
+# 33 for the step-2000 snapshot), else from scratch.
 set -euo pipefail
 work=${1:?usage: train_v3.sh WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,15 +49,37 @@ else
 fi
 
 # Stage 2 (the paper's GSAD stage: uncertainty-guided pixel loss and the rank-informed structure
-# loss), warm-start training as for the second model.
+# loss), warm-start training as for the second model: 8000 steps on 64 px crops, then the same run
+# continued on 128 px crops (global context: 4x the pixels, and the cost, per step) to 10500.
+# Steps are counted from the start of stage 2; a run begun from a committed stage-2 snapshot
+# records in runs/v3-s2.offset how many steps the snapshot had done, and its own --max-steps are
+# the steps that remain.
+short=${V3_S2_STEPS:-8000}
+long=${V3_S2_LONG_STEPS:-10500}
+s2_snapshot="$here/v3-progress/v3-s2.safetensors"
 if compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
-    gsad train --resume --out runs/v3-s2 --max-steps "${V3_S2_STEPS:-8000}"
+    offset=$(cat runs/v3-s2.offset 2>/dev/null || echo 0)
+    if [ "$offset" -lt "$short" ]; then
+        gsad train --resume --out runs/v3-s2 --max-steps $((short - offset))
+    fi
 else
-    gsad train --stage gsad --init "$s1" "${data[@]}" --warm-start 0.5 \
-        --crop 64 --lr 1e-4 --seed 34 --max-steps "${V3_S2_STEPS:-8000}" --out runs/v3-s2
+    if [ -f "$s2_snapshot" ] && [ ! -d runs/v3-s2 ]; then
+        offset=$(cat "$here/v3-progress/v3-s2.steps")
+        init=$s2_snapshot
+    else
+        offset=0
+        init=$s1
+    fi
+    echo "$offset" > runs/v3-s2.offset
+    if [ "$offset" -lt "$short" ]; then
+        gsad train --stage gsad --init "$init" "${data[@]}" --warm-start 0.5 --crop 64 --lr 1e-4 \
+            --seed $((34 + offset)) --max-steps $((short - offset)) --out runs/v3-s2
+    else
+        gsad train --stage gsad --init "$init" "${data[@]}" --warm-start 0.5 --crop 128 --lr 1e-4 \
+            --seed $((34 + offset)) --max-steps $((long - offset)) --out runs/v3-s2
+    fi
 fi
-# Global context: the same run continued on 128 px crops (4x the pixels, and the cost, per step).
-gsad train --resume --crop 128 --max-steps "${V3_S2_LONG_STEPS:-10500}" --out runs/v3-s2
+gsad train --resume --crop 128 --max-steps $((long - offset)) --out runs/v3-s2
 
 # Sampler settings: best mean PSNR on valbroad3 (18 pairs, 256 px centre crops, detail restoration
 # on) with one trajectory of 2 or 3 steps. Three evaluations of this network took 0.55x the time
