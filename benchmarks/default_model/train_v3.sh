@@ -70,7 +70,7 @@ else
         offset=0
         init=$s1
     fi
-    echo "$offset" > runs/v3-s2.offset
+    mkdir -p runs && echo "$offset" > runs/v3-s2.offset
     if [ "$offset" -lt "$short" ]; then
         gsad train --stage gsad --init "$init" "${data[@]}" --warm-start 0.5 --crop 64 --lr 1e-4 \
             --seed $((34 + offset)) --max-steps $((short - offset)) --out runs/v3-s2
