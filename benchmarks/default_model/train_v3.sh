@@ -65,17 +65,17 @@ if compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
 else
     if [ -f "$s2_snapshot" ] && [ ! -d runs/v3-s2 ]; then
         offset=$(cat "$here/v3-progress/v3-s2.steps")
-        init=$s2_snapshot
+        init=(--init "$s2_snapshot" --uncertainty "$s1")  # P still comes from the stage-1 model
     else
         offset=0
-        init=$s1
+        init=(--init "$s1")
     fi
     mkdir -p runs && echo "$offset" > runs/v3-s2.offset
     if [ "$offset" -lt "$short" ]; then
-        gsad train --stage gsad --init "$init" "${data[@]}" --warm-start 0.5 --crop 64 --lr 1e-4 \
+        gsad train --stage gsad "${init[@]}" "${data[@]}" --warm-start 0.5 --crop 64 --lr 1e-4 \
             --seed $((34 + offset)) --max-steps $((short - offset)) --out runs/v3-s2
     else
-        gsad train --stage gsad --init "$init" "${data[@]}" --warm-start 0.5 --crop 128 --lr 1e-4 \
+        gsad train --stage gsad "${init[@]}" "${data[@]}" --warm-start 0.5 --crop 128 --lr 1e-4 \
             --seed $((34 + offset)) --max-steps $((long - offset)) --out runs/v3-s2
     fi
 fi

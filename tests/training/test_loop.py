@@ -173,6 +173,43 @@ def test_stage1_from_a_stage2_model_gets_a_fresh_uncertainty_head(stage1_run, pa
     assert model.uncertainty_head is not None and meta["gsad.stage"] == "uncertainty"
 
 
+def test_gsad_stage_continues_a_stage2_model_with_a_given_uncertainty_model(stage1_run, pairs, tmp_path, capsys):
+    from gsad.errors import CheckpointError
+    from gsad.training.loop import Trainer
+
+    stage2 = train(TrainConfig(data=str(pairs), out=str(tmp_path / "g"), stage="gsad", init=str(stage1_run),
+                               **{**TINY, "max_steps": 2}))
+    model2, _, _ = load_checkpoint(stage2)
+    stage1, _, _ = load_checkpoint(stage1_run)
+    config = TrainConfig(data=str(pairs), out=str(tmp_path / "g2"), stage="gsad", init=str(stage2),
+                         uncertainty=str(stage1_run), **{**TINY, "max_steps": 1})
+    trainer = Trainer(config, Context(), resume=False)
+    _assert_same_tensors(trainer.model.state_dict(), model2.state_dict())  # the network goes on from --init
+    _assert_same_tensors(trainer.frozen.state_dict(), stage1.state_dict())  # P from --uncertainty
+    assert any(not torch.equal(trainer.model.state_dict()[k], v)  # not the stage-1 weights again
+               for k, v in stage1.state_dict().items() if not k.startswith("uncertainty_head."))
+    run = trainer.run()
+    frozen, _, _ = load_checkpoint(run / "uncertainty.safetensors")
+    _assert_same_tensors(frozen.state_dict(), stage1.state_dict())
+
+    # A stage-2 model as --init without --uncertainty, one as --uncertainty, another architecture.
+    with pytest.raises(CheckpointError, match="no uncertainty head.*give the stage-1 model as --uncertainty"):
+        Trainer(dataclasses.replace(config, uncertainty=None, out=str(tmp_path / "x")), Context(), resume=False)
+    with pytest.raises(CheckpointError, match="no uncertainty head.*as --uncertainty$"):
+        Trainer(dataclasses.replace(config, uncertainty=str(stage2), out=str(tmp_path / "x")), Context(),
+                resume=False)
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, UNet(dataclasses.replace(preset("tiny"), base_channels=8, uncertainty_head=False)),
+                    SamplerConfig())
+    with pytest.raises(CheckpointError, match="its network differs from the uncertainty model"):
+        Trainer(dataclasses.replace(config, init=str(other), out=str(tmp_path / "x")), Context(), resume=False)
+    capsys.readouterr()  # the training runs' progress bars
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--uncertainty", str(stage1_run)],
+                    "uncertainty", "only stage gsad")
+    _one_line_error(capsys, ["train", "--data", str(pairs), "--stage", "gsad", "--init", str(stage2),
+                             "--uncertainty", str(tmp_path / "nope")], "nope")
+
+
 def test_broad_synthetic_multiscale_run_resumes_with_bigger_crops(tmp_path):
     photos = tmp_path / "photos"
     _write_pairs(tmp_path / "p", count=2, size=(80, 96))

@@ -92,6 +92,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "for stage uncertainty (a stage-2 model gives its U-Net, with a new uncertainty head) and "
                         "for stage distill (default: a copy of the teacher, or a new network of --config's "
                         "network section)")
+    g.add_argument("--uncertainty", metavar="RUN_OR_CHECKPOINT",
+                   help="stage gsad: the frozen stage-1 model that gives the uncertainty map (default: --init); "
+                        "with it, --init may be a stage-2 model of the same architecture, e.g. a weights-only "
+                        "snapshot of an earlier stage-2 run, which this run continues")
     g.add_argument("--preset", choices=tuple(PRESETS), help="network preset of stage 1 (default tiny)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_checked("max_steps"), help="train until this step (default 1000)")

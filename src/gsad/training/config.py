@@ -124,9 +124,12 @@ class TrainConfig:
       ``stage``: ``uncertainty`` (stage 1: U-Net with the uncertainty head) or ``gsad``
       (stage 2, starting from the stage-1 model ``init``: a run directory or checkpoint
       file; stage 1 may also start from ``init``, and from a stage-2 model, which has no
-      uncertainty head, takes its U-Net and a freshly initialised head); ``preset``:
-      network preset of a stage-1 model, with optional ``network`` field overrides
-      (stage 2 takes the architecture of ``init``).
+      uncertainty head, takes its U-Net and a freshly initialised head); ``uncertainty``
+      (stage 2 only): the frozen stage-1 model that gives the uncertainty map, when it is not
+      ``init``: with it, ``init`` may be a stage-2 model of the same architecture (a weights-only
+      snapshot of an earlier stage-2 run, or the bundled model) whose weights stage 2 continues
+      from; ``preset``: network preset of a stage-1 model, with optional ``network`` field
+      overrides (stage 2 takes the architecture of ``init``).
     Optimisation
       ``max_steps``, ``batch_size`` (global, split over processes), ``lr`` (Adam, no
       decay), ``ema_decay`` / ``ema_start`` (EMA of the weights, see the loop),
@@ -164,6 +167,7 @@ class TrainConfig:
     synthetic: bool = False
     stage: str = "uncertainty"
     init: str | None = None
+    uncertainty: str | None = None
     preset: str = "tiny"
     network: dict[str, Any] | None = None
     max_steps: int = 1000
@@ -208,6 +212,10 @@ class TrainConfig:
         if self.distill_loss not in DISTILL_LOSSES:
             raise ConfigError(
                 f"distill_loss: unknown {self.distill_loss!r} (choose from {', '.join(DISTILL_LOSSES)})"
+            )
+        if self.uncertainty is not None and self.stage != "gsad":
+            raise ConfigError(
+                f"uncertainty: only stage gsad uses a frozen uncertainty model (this is stage {self.stage})"
             )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp: unknown mode {self.amp!r} (choose from {', '.join(AMP_MODES)})")

@@ -133,8 +133,10 @@ class Trainer:
                 "init: stage gsad starts from a stage-1 (uncertainty) model; give --init RUN_OR_CHECKPOINT"
             )
         self._check_distill_options()
-        if config.init is not None and not resume:
-            resolve_checkpoint(model_path(config.init))  # a missing --init fails before any data is read
+        if not resume:  # a missing --init or --uncertainty fails before any data is read
+            for name in (config.init, config.uncertainty):
+                if name is not None:
+                    resolve_checkpoint(model_path(name))
         if config.teacher is not None:
             resolve_checkpoint(model_path(config.teacher))
         self.resume_state = self._check_run_dir(resume)
@@ -229,16 +231,21 @@ class Trainer:
                 source = self.run_dir / UNCERTAINTY_FILE
                 frozen, _, _ = load_checkpoint(source)
             else:
-                source = resolve_checkpoint(model_path(c.init))
+                source = resolve_checkpoint(model_path(c.uncertainty or c.init))
                 frozen, _, _ = load_checkpoint(source)
             if frozen.uncertainty_head is None:
+                flag = "--uncertainty" if c.uncertainty is not None else "--init"
                 raise CheckpointError(
-                    f"{source}: has no uncertainty head; stage gsad needs a stage-1 (uncertainty) model"
+                    f"{source}: has no uncertainty head; stage gsad needs a stage-1 (uncertainty) model "
+                    f"as {flag}" + ("" if c.uncertainty is not None else
+                                    " (to continue from a stage-2 model, give the stage-1 model as --uncertainty)")
                 )
             self.frozen = frozen.to(self.device).eval().requires_grad_(False)
             self.init_source = source
             # The stage-2 network needs no uncertainty head: P comes from the frozen copy.
-            return _without_uncertainty_head(frozen)
+            if resume or c.uncertainty is None:
+                return _without_uncertainty_head(frozen)
+            return self._stage2_start(frozen)
         if resume and (self.run_dir / LATEST_FILE).exists():
             # The architecture of the run's own checkpoints; the weights come from the state.
             # (Without 'latest', a kill came before the first weights: build it as at the start.)
@@ -261,6 +268,19 @@ class Trainer:
             return model.train()
         _seed_weights(c.seed)
         return UNet(c.network_config())
+
+    def _stage2_start(self, frozen: UNet) -> UNet:
+        """Stage 2 with its own ``uncertainty`` model: the network starts from ``init``'s weights
+        (a stage-1 or stage-2 model), which must have the frozen model's architecture."""
+        source = resolve_checkpoint(model_path(self.config.init))
+        start, _, _ = load_checkpoint(source)
+        start = _without_uncertainty_head(start)
+        if start.config != dataclasses.replace(frozen.config, uncertainty_head=False):
+            raise CheckpointError(
+                f"{source}: its network differs from the uncertainty model {self.init_source}'s; "
+                "stage gsad continues a model of the same architecture"
+            )
+        return start
 
     def _student(self) -> UNet:
         """The distilled student at the start: the --init model, a fresh network of the config's
