@@ -241,7 +241,7 @@ class Trainer:
                                     " (to continue from a stage-2 model, give the stage-1 model as --uncertainty)")
                 )
             self.frozen = frozen.to(self.device).eval().requires_grad_(False)
-            self.init_source = source
+            self.frozen_source = source
             # The stage-2 network needs no uncertainty head: P comes from the frozen copy.
             if resume or c.uncertainty is None:
                 return _without_uncertainty_head(frozen)
@@ -277,7 +277,7 @@ class Trainer:
         start = _without_uncertainty_head(start)
         if start.config != dataclasses.replace(frozen.config, uncertainty_head=False):
             raise CheckpointError(
-                f"{source}: its network differs from the uncertainty model {self.init_source}'s; "
+                f"{source}: its network differs from the uncertainty model {self.frozen_source}'s; "
                 "stage gsad continues a model of the same architecture"
             )
         return start
@@ -319,7 +319,7 @@ class Trainer:
         # A fresh run (re)writes the frozen model: a folder being reused may hold another --init's.
         if self.frozen is not None and (self.resume_state is None or not (self.run_dir / UNCERTAINTY_FILE).exists()):
             save_checkpoint(
-                self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.init_source)}
+                self.run_dir / UNCERTAINTY_FILE, self.frozen, self.config.sampler, {"source": str(self.frozen_source)}
             )
         rows = self._logged_rows() if self.resume_state is not None else []
         buffer = io.StringIO()
