@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Third default model, in training (not the default yet): a wider U-Net (base 48 channels, about
+# Third default model (a candidate, not the default): a wider U-Net (base 48 channels, about
 # 2.25x the compute of the shipped small preset) on the broad degradation pipeline: stage 1
 # (uncertainty, 4000 steps), then stage 2 (gsad, 8000 steps on 64 px crops, continued to 10500 on
 # 128 px crops as for the second model), then its sampler settings tuned on the validation pairs
@@ -9,11 +9,12 @@
 # Resumable: a run in WORK_DIR is continued with --resume (same data order, optimizer and EMA).
 # On a new machine, where WORK_DIR has no run, it starts from the newest weights saved in the
 # repository (benchmarks/default_model/v3-progress/: EMA weights only, no optimizer state):
-# stage 2 continued from v3-s2.safetensors (stage 2 part way: the EMA weights after the number of
-# stage-2 steps written in v3-s2.steps; Adam restarts from them with seed 34 + that number, and the
-# run does the steps that remain), else stage 2 from v3-s1-done.safetensors (stage 1 complete),
-# else stage 1 continued from v3-s1.safetensors (part way; Adam restarts from them with a new seed,
-# 33 for the step-2000 snapshot), else from scratch.
+# v3-s2.safetensors, the EMA weights after the number of stage-2 steps written in v3-s2.steps, is
+# converted and tuned without training when that number reaches the last step (10500, or
+# V3_S2_LONG_STEPS), else stage 2 goes on from it (Adam restarts from the weights with seed 34 +
+# that number, and the run does the steps that remain); without it, stage 2 starts from
+# v3-s1-done.safetensors (stage 1 complete), else stage 1 goes on from v3-s1.safetensors (part
+# way; Adam restarts from them with a new seed, 33 for the step-2000 snapshot), else from scratch.
 set -euo pipefail
 work=${1:?usage: train_v3.sh WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,7 +58,10 @@ fi
 short=${V3_S2_STEPS:-8000}
 long=${V3_S2_LONG_STEPS:-10500}
 s2_snapshot="$here/v3-progress/v3-s2.safetensors"
-if compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
+trained=runs/v3-s2
+if [ ! -d runs/v3-s2 ] && [ -f "$s2_snapshot" ] && [ "$(cat "$here/v3-progress/v3-s2.steps")" -ge "$long" ]; then
+    trained=$s2_snapshot          # stage 2 is complete in the repository: nothing to train
+elif compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
     offset=$(cat runs/v3-s2.offset 2>/dev/null || echo 0)
     if [ "$offset" -lt "$short" ]; then
         gsad train --resume --out runs/v3-s2 --max-steps $((short - offset))
@@ -79,13 +83,15 @@ else
             --seed $((34 + offset)) --max-steps $((long - offset)) --out runs/v3-s2
     fi
 fi
-gsad train --resume --crop 128 --max-steps $((long - offset)) --out runs/v3-s2
+if [ "$trained" = runs/v3-s2 ]; then
+    gsad train --resume --crop 128 --max-steps $((long - offset)) --out runs/v3-s2
+fi
 
 # Sampler settings: best mean PSNR on valbroad3 (18 pairs, 256 px centre crops, detail restoration
 # on) with one trajectory of 2 or 3 steps. Three evaluations of this network took 0.55x the time
 # of the bundled model's nine on the same pairs (docs/results.md); the whole gsad enhance of the
 # sample must stay within 5 s on 2 cores without bf16, which leaves no room for a fourth.
-gsad convert runs/v3-s2 v3_default.safetensors --start soft-exposure --detail 1 --overwrite
+gsad convert "$trained" v3_default.safetensors --start soft-exposure --detail 1 --overwrite
 gsad tune-schedule --checkpoint v3_default.safetensors --data valbroad3 --sampler reference \
     --starts soft-exposure --steps 2,3 --beta-starts 2e-3 --beta-ends 0.5,0.7,0.85 --ensembles 1 \
     --crop 256
