@@ -58,8 +58,9 @@ fi
 short=${V3_S2_STEPS:-8000}
 long=${V3_S2_LONG_STEPS:-10500}
 s2_snapshot="$here/v3-progress/v3-s2.safetensors"
+s2_snapshot_steps=$(cat "$here/v3-progress/v3-s2.steps" 2>/dev/null || echo 0)
 trained=runs/v3-s2
-if [ ! -d runs/v3-s2 ] && [ -f "$s2_snapshot" ] && [ "$(cat "$here/v3-progress/v3-s2.steps")" -ge "$long" ]; then
+if [ ! -d runs/v3-s2 ] && [ -f "$s2_snapshot" ] && [ "$s2_snapshot_steps" -ge "$long" ]; then
     trained=$s2_snapshot          # stage 2 is complete in the repository: nothing to train
 elif compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
     offset=$(cat runs/v3-s2.offset 2>/dev/null || echo 0)
@@ -68,7 +69,7 @@ elif compgen -G "runs/v3-s2/checkpoints/step_*.state.pt" > /dev/null; then
     fi
 else
     if [ -f "$s2_snapshot" ] && [ ! -d runs/v3-s2 ]; then
-        offset=$(cat "$here/v3-progress/v3-s2.steps")
+        offset=$s2_snapshot_steps
         init=(--init "$s2_snapshot" --uncertainty "$s1")  # P still comes from the stage-1 model
     else
         offset=0
