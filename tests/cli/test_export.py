@@ -25,6 +25,19 @@ def test_export_checks_the_graph_and_stores_the_sampler_defaults(busy_tiny_check
     assert _props(out)["gsad.source"] == busy_tiny_checkpoint.name
 
 
+def test_group_norm_picks_the_graph_s_form_and_the_check_still_passes(busy_tiny_checkpoint, tmp_path, capsys):
+    from gsad.cli import export
+
+    assert export.GROUP_NORMS == onnx_export.GROUP_NORMS  # the CLI's copy of the forms
+    onnx = pytest.importorskip("onnx")
+    for form, norm_op in (("standard", True), ("channel-stats", False)):
+        out = tmp_path / f"{form}.onnx"
+        assert main(["export", str(busy_tiny_checkpoint), str(out), "--group-norm", form]) == 0
+        assert "ONNX Runtime matches torch within" in capsys.readouterr().out
+        ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+        assert ("InstanceNormalization" in ops) is norm_op
+
+
 def test_a_reference_checkpoint_exports_too(reference_dir, tmp_path):
     assert main(["export", str(reference_dir / "gen.pth"), str(tmp_path / "ref.onnx")]) == 0
     assert json.loads(_props(tmp_path / "ref.onnx")["gsad.network"])["in_channels"] == 6

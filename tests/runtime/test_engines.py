@@ -16,6 +16,7 @@ from gsad.runtime.fastpath import FastPath
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
+onnx = pytest.importorskip("onnx")
 
 CPU = torch.device("cpu")
 NO_BF16 = frozenset({"avx2"})
@@ -60,6 +61,20 @@ def test_the_graph_is_exported_once_per_model_and_again_for_new_weights(model, t
         next(model.parameters()).add_(1e-3)
     second = engines.onnx_file(model, folder)
     assert second != first and len(calls) == 2 and sorted(folder.iterdir()) == sorted([first, second])
+    # a graph of another GroupNorm form is another file
+    third = engines.onnx_file(model, folder, "channel-stats")
+    assert third not in (first, second) and len(calls) == 3
+    assert "InstanceNormalization" in {node.op_type for node in onnx.load(str(second)).graph.node}
+    assert "InstanceNormalization" not in {node.op_type for node in onnx.load(str(third)).graph.node}
+
+
+@pytest.mark.parametrize(("precision", "form"), [("fp32", "channel-stats"), ("bf16", "standard")])
+def test_openvino_runs_the_channel_stats_graph_in_f32_only(model, tmp_path, precision, form):
+    net = engines.engine_net(model, "openvino", precision, tmp_path)
+    ops = {op.get_type_name() for op in net.graph.get_ops()}
+    # the standard form normalises reshaped activations (MVN); the channel-stats form reduces them
+    assert ("MVN" in ops) is (form == "standard") and ("ReduceMean" in ops) is (form == "channel-stats")
+    assert engines.group_norm_form("onnxruntime", "fp32") == "standard"
 
 
 def test_a_missing_engine_is_one_line_naming_the_extra(model, monkeypatch):

@@ -13,6 +13,9 @@ CHECK_TOLERANCE = 1e-4
 #: Input size (H, W) of that check, rounded up to the network's stride: not square, so that a
 #: graph which mixed up height and width fails it.
 CHECK_SIZE = (48, 80)
+#: The graph's forms of GroupNorm: gsad.network.onnx_export.GROUP_NORMS, named here so that --help
+#: imports no torch.
+GROUP_NORMS = ("standard", "channel-stats")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=options.whole(14, 23), default=None, metavar="N",
                    help="ONNX opset version, 14-23 (default 18: read by ONNX Runtime 1.14+, OpenVINO 2023.0+, "
                         "TensorRT 8.6+)")
+    p.add_argument("--group-norm", choices=GROUP_NORMS, default="standard",
+                   help="how the graph computes GroupNorm: 'standard' (torch's export: the activations reshaped to "
+                        "groups; default) or 'channel-stats' (per-channel statistics, the activations never "
+                        "reshaped: about 1.15x faster on OpenVINO's CPU plugin, the form gsad's own engines use)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the check that ONNX Runtime reproduces torch's eps within "
                         f"{CHECK_TOLERANCE:g} on a random input (it runs whenever onnxruntime is installed)")
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     worst: list[float] = []
 
     def write(tmp: str) -> None:
-        export_onnx(model, tmp, props, opset=args.opset or DEFAULT_OPSET)
+        export_onnx(model, tmp, props, opset=args.opset or DEFAULT_OPSET, group_norm=args.group_norm)
         if check:
             worst.append(check_export(model, Path(tmp), target))
 
