@@ -4,6 +4,8 @@
 # (uncertainty, 4000 steps), then stage 2 (gsad, 8000 steps on 64 px crops, continued to 10500 on
 # 128 px crops as for the second model), then its sampler settings tuned on the validation pairs
 # and written to WORK/v3_default.safetensors (the candidate; the bundled model is not replaced).
+# The committed weights (v3-progress/) hold 12500 stage-2 steps: 2000 more on 128 px crops,
+# trained under bf16 autocast (V3_AMP=bf16 V3_S2_LONG_STEPS=14000, stopped at step 12500).
 # Usage: bash benchmarks/default_model/train_v3.sh WORK_DIR   (one CPU thread by default)
 #   V3_AMP=bf16 trains under bf16 autocast (only on a CPU with native bf16: avx512_bf16 or AMX,
 #   where it is 1.6-1.75x faster; elsewhere it is many times slower); a --resume keeps its run's.
