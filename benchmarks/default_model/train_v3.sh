@@ -7,8 +7,9 @@
 # The committed weights (v3-progress/) hold 12500 stage-2 steps: 2000 more on 128 px crops,
 # trained under bf16 autocast (V3_AMP=bf16 V3_S2_LONG_STEPS=14000, stopped at step 12500).
 # Usage: bash benchmarks/default_model/train_v3.sh WORK_DIR   (one CPU thread by default)
-#   V3_AMP=bf16 trains under bf16 autocast (only on a CPU with native bf16: avx512_bf16 or AMX,
-#   where it is 1.6-1.75x faster; elsewhere it is many times slower); a --resume keeps its run's.
+#   V3_AMP=bf16 trains under bf16 autocast, only on a CPU with native bf16 (avx512_bf16 or AMX:
+#   1.69-1.75x the steps per second of fp32 on a Zen 4; elsewhere many times slower); a --resume
+#   keeps its run's.
 #
 # Resumable: a run in WORK_DIR is continued with --resume (same data order, optimizer and EMA).
 # On a new machine, where WORK_DIR has no run, it starts from the newest weights saved in the
