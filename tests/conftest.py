@@ -307,6 +307,25 @@ def _make_clip(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int,
 
 
 @pytest.fixture()
+def encoder_frames(monkeypatch):
+    """The frames each :func:`gsad.enhance.video.transcode` call of the test hands to the encoder: one
+    list per call, in call order. The frames, not the encoded files, are what two runs compare
+    exactly: libx264, as PyAV builds it, encoded the same frames into different files when they
+    arrived at a different pace (seen on a Zen 4)."""
+    from gsad.enhance import video
+
+    kept: list[list] = []
+    real_transcode = video.transcode
+
+    def transcode(src, dst, process, **kw):
+        kept.append([])
+        return real_transcode(src, dst, lambda f: kept[-1].append(process(f)) or kept[-1][-1], **kw)
+
+    monkeypatch.setattr(video, "transcode", transcode)
+    return kept
+
+
+@pytest.fixture()
 def make_clip():
     """:func:`_make_clip`: a small H.264 + AAC clip written with PyAV (skips without it)."""
     return _make_clip

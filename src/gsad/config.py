@@ -306,6 +306,9 @@ TOLERANCE_LEVELS = 1.0
 ENGINE_NAMES = ("torch", "onnxruntime", "openvino")
 #: Values of the ``engine`` option: ``auto`` (gsad.runtime.fastpath chooses among the installed ones) plus each.
 ENGINE_CHOICES = ("auto", *ENGINE_NAMES)
+#: Forms of GroupNorm in an exported ONNX graph (gsad.network.onnx_export): ``standard`` (torch's
+#: export) and ``channel-stats`` (per-channel statistics, the activations never reshaped).
+GROUP_NORM_NAMES = ("standard", "channel-stats")
 
 #: Per-sample weightings of the training noise loss (see gsad.losses.objectives.loss_weight).
 LOSS_WEIGHTINGS = ("eps", "truncated-snr")

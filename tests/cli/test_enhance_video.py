@@ -175,14 +175,13 @@ def _torchrun_enhance(tmp_path, fail, *args):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_torchrun_splits_the_frames_and_writes_one_process_video(tiny_checkpoint, make_clip, tmp_path, monkeypatch,
-                                                                 capsys):
+def test_torchrun_splits_the_frames_and_writes_one_process_video(tiny_checkpoint, make_clip, tmp_path, capsys,
+                                                                 encoder_frames):
     """2 ranks, chunks of 3 over 10 frames (rank 0: 0-2 and 6-8, rank 1: 3-5 and 9): the frames handed to the
     encoder, and the decoded files, are one process's, without and with the temporal blend."""
     import numpy as np
     import torch
 
-    from gsad.enhance import video
     from gsad.imaging.video import iter_frames
 
     src = make_clip(tmp_path / "clip.mp4", frames=partly_still_frames(), audio=False)
@@ -191,14 +190,7 @@ def test_torchrun_splits_the_frames_and_writes_one_process_video(tiny_checkpoint
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert run.stderr.count(f"{src} -> ") == 2 and run.stderr.count("gsad: network:") == 2  # rank 0 alone reports
 
-    kept = []
-    real_transcode = video.transcode
-
-    def transcode(src, dst, process, **kw):  # the frames handed to the encoder, as the launcher keeps them
-        kept.append([])
-        return real_transcode(src, dst, lambda f: kept[-1].append(process(f)) or kept[-1][-1], **kw)
-
-    monkeypatch.setattr(video, "transcode", transcode)
+    kept = encoder_frames  # the frames handed to the encoder, as the launcher keeps them
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1): the same float sums
     try:
@@ -211,7 +203,7 @@ def test_torchrun_splits_the_frames_and_writes_one_process_video(tiny_checkpoint
         two = np.load(tmp_path / f"two{blend}.npy")
         assert two.shape == (10, 48, 64, 3) and np.array_equal(np.stack(one), two), blend
         decoded = [list(iter_frames(tmp_path / f"{name}{blend}.mp4")) for name in ("one", "two")]
-        # x264's threaded encoder is not bit-exact from run to run on every CPU (seen on a Zen 4)
+        # the encoded files need not be bit-exact (encoder_frames), so they are compared loosely
         assert all(np.abs(a.astype(int) - b).mean() < 5 for a, b in zip(*decoded)) and len(decoded[1]) == 10
     assert not np.array_equal(kept[0], kept[1])  # the blend changed the still parts
 

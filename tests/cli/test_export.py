@@ -26,9 +26,9 @@ def test_export_checks_the_graph_and_stores_the_sampler_defaults(busy_tiny_check
 
 
 def test_group_norm_picks_the_graph_s_form_and_the_check_still_passes(busy_tiny_checkpoint, tmp_path, capsys):
-    from gsad.cli import export
-
-    assert export.GROUP_NORMS == onnx_export.GROUP_NORMS  # the CLI's copy of the forms
+    # the CLI offers the forms export_onnx takes, and only those
+    assert main(["export", str(busy_tiny_checkpoint), str(tmp_path / "x.onnx"), "--group-norm", "fused"]) == 2
+    assert f"(choose from {', '.join(map(repr, onnx_export.GROUP_NORMS))})" in capsys.readouterr().err
     onnx = pytest.importorskip("onnx")
     for form, norm_op in (("standard", True), ("channel-stats", False)):
         out = tmp_path / f"{form}.onnx"

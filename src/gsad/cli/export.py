@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gsad.cli import options
+from gsad.config import GROUP_NORM_NAMES
 from gsad.errors import InputError
 
 #: Largest difference from torch's eps that the check after export accepts.
@@ -13,9 +14,6 @@ CHECK_TOLERANCE = 1e-4
 #: Input size (H, W) of that check, rounded up to the network's stride: not square, so that a
 #: graph which mixed up height and width fails it.
 CHECK_SIZE = (48, 80)
-#: The graph's forms of GroupNorm: gsad.network.onnx_export.GROUP_NORMS, named here so that --help
-#: imports no torch.
-GROUP_NORMS = ("standard", "channel-stats")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,11 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=options.whole(14, 23), default=None, metavar="N",
                    help="ONNX opset version, 14-23 (default 18: read by ONNX Runtime 1.14+, OpenVINO 2023.0+, "
                         "TensorRT 8.6+)")
-    p.add_argument("--group-norm", choices=GROUP_NORMS, default="standard",
+    p.add_argument("--group-norm", choices=GROUP_NORM_NAMES, default="standard",
                    help="how the graph computes GroupNorm: 'standard' (torch's export: the activations reshaped to "
                         "groups; default) or 'channel-stats' (per-channel statistics, the activations never "
-                        "reshaped: about 1.17x faster on OpenVINO's CPU plugin in f32, the form gsad's own OpenVINO f32 engine "
-                        "uses; under OpenVINO's bf16 hint it strays further from torch than 'standard')")
+                        "reshaped: about 1.17x faster on OpenVINO's CPU plugin in f32, the form gsad's own "
+                        "OpenVINO f32 engine uses; under OpenVINO's bf16 hint it strays further from torch than "
+                        "'standard')")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the check that ONNX Runtime reproduces torch's eps within "
                         f"{CHECK_TOLERANCE:g} on a random input (it runs whenever onnxruntime is installed)")

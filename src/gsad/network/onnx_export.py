@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsad.config import NetworkConfig, SamplerConfig
+from gsad.config import GROUP_NORM_NAMES, NetworkConfig, SamplerConfig
 from gsad.errors import DependencyError
 from gsad.network.unet import UNet
 
@@ -47,7 +47,7 @@ DEFAULT_OPSET = 18
 #: Names of the graph's inputs and output.
 INPUTS, OUTPUT = ("x", "level"), "eps"
 #: The graph's forms of GroupNorm (see the module).
-GROUP_NORMS = ("standard", "channel-stats")
+GROUP_NORMS = GROUP_NORM_NAMES
 
 
 def group_norm_from_channel_stats(
